@@ -1,0 +1,45 @@
+"""Build of skmlp's compiled kernels.
+
+All metadata lives in pyproject.toml; this file only declares the extensions
+and the Cython directives, set once for the whole build.
+
+Environment switches:
+  SKMLP_DEBUG_BUILD=1  bounds, wraparound and initialisation checks on, -O0 -g.
+"""
+import os
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("SKMLP_DEBUG_BUILD", "0") not in ("", "0")
+
+directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": True,
+    "embedsignature": True,
+}
+
+# -ffp-contract=off: no fused multiply-add contraction, so the kernels round
+# exactly as the NumPy expressions in their comments do, on every CPU.
+# No -march=native: BLAS picks its CPU kernels at run time.
+compile_args = ["-ffp-contract=off"] + (["-O0", "-g"] if DEBUG else ["-O3"])
+
+extensions = [
+    Extension(
+        f"skmlp.{name}",
+        [f"src_cython/skmlp/{name}.pyx"],
+        extra_compile_args=compile_args,
+    )
+    for name in ("_blas", "_mlp_fast")
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        include_path=["src_cython"],
+        compiler_directives=directives,
+    ),
+)

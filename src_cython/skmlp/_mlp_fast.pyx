@@ -1,0 +1,675 @@
+"""Compiled core of skmlp's multilayer perceptrons.
+
+Everything that touches every sample lives here: the forward pass, the loss and
+its output error, the backward pass, and the optimizer updates. The Python side
+(skmlp/_multilayer_perceptron.py) validates input and allocates every buffer once
+per fit; then it calls
+
+* ``_train_epoch`` once per epoch for the stochastic solvers: it gathers each
+  shuffled mini-batch, runs forward / loss / backward / update for every batch
+  with the GIL released, and allocates nothing;
+* ``_loss_grad`` once per function evaluation of L-BFGS: loss and gradient over
+  the whole training set, processed in row blocks;
+* ``_predict`` for ``predict`` / ``predict_proba``: the forward pass in row blocks.
+
+Parameters live in one flat vector ``theta`` laid out as
+``[W_0, b_0, W_1, b_1, ...]``; ``W_i`` is row-major with shape
+(units[i], units[i + 1]). Gradients and optimizer state share that layout, so
+every optimizer update is one loop over a vector.
+
+Layer activations and deltas live in two flat workspaces laid out alike: layer
+``l`` (1 <= l < n_layers) starts at ``act_off[l]`` and holds up to ``cap`` rows
+of ``units[l]`` values. ``delta`` at layer ``l`` is the gradient of the summed,
+weighted loss with respect to the pre-activation of layer ``l``.
+
+Notation in the comments: ``A_l`` is the activation of layer ``l`` (``A_0`` is
+the input batch), ``Z_l = A_{l-1} @ W_{l-1} + b_{l-1}``, ``D_l`` the delta.
+"""
+from cython cimport floating
+from libc.math cimport exp, expf, log, logf, tanh, tanhf, sqrt, sqrtf, pow
+from libc.string cimport memcpy, memset
+
+from skmlp._blas cimport _gemm, _axpy, _dot, NoTrans, Trans
+
+ctypedef Py_ssize_t intp
+
+
+# Activation codes (the Python side maps names to these).
+cpdef enum Activation:
+    IDENTITY = 0
+    LOGISTIC = 1
+    TANH = 2
+    RELU = 3
+    SOFTMAX = 4
+    EXP = 5
+
+# Loss codes.
+cpdef enum Loss:
+    SQUARED_ERROR = 0
+    POISSON = 1
+    LOG_LOSS = 2         # softmax output, categorical cross-entropy
+    BINARY_LOG_LOSS = 3  # logistic output(s), binary cross-entropy per output
+
+# Stochastic solver codes.
+cpdef enum Solver:
+    SGD = 0
+    ADAM = 1
+
+
+cdef struct Net:
+    # Static description of a network; every pointer is borrowed.
+    intp n_layers           # input, hidden..., output
+    const intp *units       # units[l], l = 0 .. n_layers - 1
+    const intp *coef_off    # offset of W_i in theta, i = 0 .. n_layers - 2
+    const intp *bias_off    # offset of b_i in theta
+    const intp *act_off     # offset of layer l in act / delta workspaces
+    int hidden_act
+    int out_act
+    int loss
+
+
+cdef struct Rows:
+    # Where the rows of one batch come from. Dense input: ``n`` contiguous rows
+    # starting at the pointer passed beside this struct. Sparse (CSR) input:
+    # batch row r is CSR row ``ids[r]``, or ``start + r`` when ids is NULL.
+    intp n
+    bint sparse
+    const intp *ids
+    intp start
+    const intp *indices
+    const intp *indptr
+
+
+# ---------------------------------------------------------------------------
+# Element-wise helpers
+# ---------------------------------------------------------------------------
+
+cdef inline floating _exp(floating x) noexcept nogil:
+    """np.exp(x)"""
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline double _log_clipped(floating p, floating eps) noexcept nogil:
+    """np.log(np.clip(p, eps, 1 - eps))"""
+    cdef floating one_minus_eps = 1 - eps
+    if p < eps:
+        p = eps
+    elif p > one_minus_eps:
+        p = one_minus_eps
+    if floating is float:
+        return logf(p)
+    else:
+        return log(p)
+
+
+cdef inline floating _logistic(floating x) noexcept nogil:
+    """scipy.special.expit(x) == 1 / (1 + np.exp(-x))"""
+    return 1 / (1 + _exp(-x))
+
+
+cdef inline floating _tanh(floating x) noexcept nogil:
+    """np.tanh(x)"""
+    if floating is float:
+        return tanhf(x)
+    else:
+        return tanh(x)
+
+
+cdef inline floating _sqrt(floating x) noexcept nogil:
+    """np.sqrt(x)"""
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
+cdef void _bias_activation(floating *Z, const floating *b, intp n_rows,
+                           intp n_cols, int act) noexcept nogil:
+    """Z += b; Z = act(Z), in one pass over Z (n_rows, n_cols)."""
+    cdef intp i, j
+    cdef floating *z
+    cdef floating zmax, total
+    for i in range(n_rows):
+        z = Z + i * n_cols
+        for j in range(n_cols):
+            z[j] += b[j]
+        if act == RELU:
+            for j in range(n_cols):
+                if z[j] < 0:
+                    z[j] = 0
+        elif act == LOGISTIC:
+            for j in range(n_cols):
+                z[j] = _logistic(z[j])
+        elif act == TANH:
+            for j in range(n_cols):
+                z[j] = _tanh(z[j])
+        elif act == EXP:
+            for j in range(n_cols):
+                z[j] = _exp(z[j])
+        elif act == SOFTMAX:
+            # z = exp(z - z.max()); z /= z.sum()
+            zmax = z[0]
+            for j in range(1, n_cols):
+                if z[j] > zmax:
+                    zmax = z[j]
+            total = 0
+            for j in range(n_cols):
+                z[j] = _exp(z[j] - zmax)
+                total += z[j]
+            for j in range(n_cols):
+                z[j] /= total
+
+
+cdef void _activation_derivative(const floating *A, floating *D, intp n,
+                                 int act) noexcept nogil:
+    """D *= act'(Z), written with the activation A = act(Z)."""
+    cdef intp j
+    if act == RELU:
+        # D[A == 0] = 0
+        for j in range(n):
+            if A[j] == 0:
+                D[j] = 0
+    elif act == LOGISTIC:
+        # D *= A; D *= 1 - A
+        for j in range(n):
+            D[j] = D[j] * A[j]
+            D[j] = D[j] * (1 - A[j])
+    elif act == TANH:
+        # D *= 1 - A ** 2
+        for j in range(n):
+            D[j] = D[j] * (1 - A[j] * A[j])
+
+
+# ---------------------------------------------------------------------------
+# Forward pass, loss, backward pass
+# ---------------------------------------------------------------------------
+
+cdef void _sparse_matmul(const floating *data, Rows rows, const floating *W,
+                         intp n_out, floating *Z) noexcept nogil:
+    """Z = X[rows] @ W for CSR X; Z is (rows.n, n_out)."""
+    cdef intp r, row, p
+    for r in range(rows.n):
+        row = rows.ids[r] if rows.ids != NULL else rows.start + r
+        memset(Z + r * n_out, 0, n_out * sizeof(floating))
+        for p in range(rows.indptr[row], rows.indptr[row + 1]):
+            # Z[r] += X[row, col] * W[col]
+            _axpy(<int>n_out, data[p], W + rows.indices[p] * n_out, 1,
+                  Z + r * n_out, 1)
+
+
+cdef void _sparse_grad(const floating *data, Rows rows, const floating *D,
+                       intp n_out, floating *G) noexcept nogil:
+    """G += X[rows].T @ D for CSR X; D is (rows.n, n_out)."""
+    cdef intp r, row, p
+    for r in range(rows.n):
+        row = rows.ids[r] if rows.ids != NULL else rows.start + r
+        for p in range(rows.indptr[row], rows.indptr[row + 1]):
+            # G[col] += X[row, col] * D[r]
+            _axpy(<int>n_out, data[p], D + r * n_out, 1,
+                  G + rows.indices[p] * n_out, 1)
+
+
+cdef void _forward(const Net *net, const floating *theta, const floating *X,
+                   Rows rows, floating *act) noexcept nogil:
+    """Fill every layer's activation for one batch of ``rows.n`` rows."""
+    cdef intp i, fan_in, fan_out, n = rows.n
+    cdef const floating *W
+    cdef const floating *A
+    cdef floating *Z
+    cdef int code
+    for i in range(net.n_layers - 1):
+        fan_in = net.units[i]
+        fan_out = net.units[i + 1]
+        W = theta + net.coef_off[i]
+        Z = act + net.act_off[i + 1]
+        if i == 0:
+            if rows.sparse:
+                _sparse_matmul(X, rows, W, fan_out, Z)
+            else:
+                # Z = X @ W
+                _gemm(NoTrans, NoTrans, <int>n, <int>fan_out, <int>fan_in,
+                      <floating>1, X, <int>fan_in, W, <int>fan_out,
+                      <floating>0, Z, <int>fan_out)
+        else:
+            A = act + net.act_off[i]
+            # Z = A @ W
+            _gemm(NoTrans, NoTrans, <int>n, <int>fan_out, <int>fan_in,
+                  <floating>1, A, <int>fan_in, W, <int>fan_out,
+                  <floating>0, Z, <int>fan_out)
+        code = net.out_act if i == net.n_layers - 2 else net.hidden_act
+        _bias_activation(Z, theta + net.bias_off[i], n, fan_out, code)
+
+
+cdef double _loss_output_delta(const Net *net, const floating *Y,
+                               const floating *sw, intp n,
+                               floating *act, floating *delta) noexcept nogil:
+    """Weighted sum of per-sample losses; D_last = sw[:, None] * (P - Y).
+
+    The output error P - Y is the derivative of each loss with respect to the
+    pre-activation of its canonical output (softmax / logistic for log-loss,
+    identity for squared error, exp for Poisson). Per-sample losses:
+
+    * squared error: 0.5 * mean_k (y_k - p_k) ** 2
+    * Poisson: sum_k xlogy(y_k, y_k / p_k) - y_k + p_k
+    * log-loss: -sum_k xlogy(y_k, clip(p_k))
+    * binary log-loss: -sum_k xlogy(y_k, clip(p_k)) + xlogy(1 - y_k, 1 - clip(p_k))
+
+    with clip(p) = np.clip(p, eps, 1 - eps), eps = np.finfo(dtype).eps.
+    """
+    cdef intp last = net.n_layers - 1
+    cdef intp n_out = net.units[last]
+    cdef floating *P = act + net.act_off[last]
+    cdef floating *D = delta + net.act_off[last]
+    cdef intp i, k, j
+    cdef floating y, p, w, eps
+    cdef double row_loss, total = 0
+    if floating is float:
+        eps = 1.1920928955078125e-07
+    else:
+        eps = 2.220446049250313e-16
+    for i in range(n):
+        row_loss = 0
+        for k in range(n_out):
+            j = i * n_out + k
+            y = Y[j]
+            p = P[j]
+            if net.loss == SQUARED_ERROR:
+                row_loss += (y - p) * (y - p)
+            elif net.loss == POISSON:
+                if y != 0:
+                    row_loss += y * log(y / <double>p)
+                row_loss += p - y
+            elif net.loss == LOG_LOSS:
+                if y != 0:
+                    row_loss -= y * _log_clipped(p, eps)
+            else:
+                if y != 0:
+                    row_loss -= y * _log_clipped(p, eps)
+                if y != 1:
+                    row_loss -= (1 - y) * _log_clipped(1 - p, eps)
+            D[j] = p - y
+        if net.loss == SQUARED_ERROR:
+            row_loss *= 0.5 / n_out
+        if sw != NULL:
+            w = sw[i]
+            row_loss *= w
+            for k in range(n_out):
+                D[i * n_out + k] *= w
+        total += row_loss
+    return total
+
+
+cdef void _backward(const Net *net, const floating *theta, const floating *X,
+                    Rows rows, const floating *act, floating *delta,
+                    floating *grad, bint accumulate) noexcept nogil:
+    """Unnormalised gradients: G_i (+)= A_i.T @ D_{i+1}, g_i (+)= D_{i+1}.sum(0).
+
+    ``delta`` must hold the output error; deltas of the hidden layers are
+    computed here. The delta of the input layer is never computed.
+    """
+    cdef intp i, r, j, fan_in, fan_out, n = rows.n
+    cdef const floating *A
+    cdef const floating *W
+    cdef floating *D
+    cdef floating *G
+    cdef floating *g
+    cdef const floating *d
+    for i in range(net.n_layers - 2, -1, -1):
+        fan_in = net.units[i]
+        fan_out = net.units[i + 1]
+        D = delta + net.act_off[i + 1]
+        G = grad + net.coef_off[i]
+        g = grad + net.bias_off[i]
+        if i == 0 and rows.sparse:
+            if not accumulate:
+                memset(G, 0, fan_in * fan_out * sizeof(floating))
+            _sparse_grad(X, rows, D, fan_out, G)
+        else:
+            A = X if i == 0 else act + net.act_off[i]
+            # G = A.T @ D  (+ G when accumulating)
+            _gemm(Trans, NoTrans, <int>fan_in, <int>fan_out, <int>n,
+                  <floating>1, A, <int>fan_in, D, <int>fan_out,
+                  <floating>(1 if accumulate else 0), G, <int>fan_out)
+        # g = D.sum(axis=0)  (+ g when accumulating)
+        if not accumulate:
+            memset(g, 0, fan_out * sizeof(floating))
+        for r in range(n):
+            d = D + r * fan_out
+            for j in range(fan_out):
+                g[j] += d[j]
+        if i > 0:
+            W = theta + net.coef_off[i]
+            # D_prev = D @ W.T
+            _gemm(NoTrans, Trans, <int>n, <int>fan_in, <int>fan_out,
+                  <floating>1, D, <int>fan_out, W, <int>fan_out,
+                  <floating>0, delta + net.act_off[i], <int>fan_in)
+            # D_prev *= act'(Z_i)
+            _activation_derivative(act + net.act_off[i], delta + net.act_off[i],
+                                   n * fan_in, net.hidden_act)
+
+
+cdef double _finish_gradient(const Net *net, const floating *theta,
+                             floating *grad, double loss_sum, double alpha,
+                             double sw_sum) noexcept nogil:
+    """Add the L2 penalty and normalise; return the loss.
+
+    grad_W = (G + alpha * W) / sw_sum;  grad_b = g / sw_sum;
+    loss = loss_sum / sw_sum + 0.5 * alpha * sum_i ||W_i||^2 / sw_sum.
+    """
+    cdef intp i, j, size, fan_out
+    cdef floating a = <floating>alpha
+    cdef floating s = <floating>sw_sum
+    cdef floating *G
+    cdef floating *g
+    cdef const floating *W
+    cdef double penalty = 0
+    for i in range(net.n_layers - 1):
+        size = net.units[i] * net.units[i + 1]
+        fan_out = net.units[i + 1]
+        W = theta + net.coef_off[i]
+        G = grad + net.coef_off[i]
+        g = grad + net.bias_off[i]
+        if alpha != 0:
+            # penalty += W.ravel() @ W.ravel()
+            penalty += _dot(<int>size, W, 1, W, 1)
+            for j in range(size):
+                G[j] = (G[j] + a * W[j]) / s
+        else:
+            for j in range(size):
+                G[j] = G[j] / s
+        for j in range(fan_out):
+            g[j] = g[j] / s
+    return loss_sum / sw_sum + (0.5 * alpha) * penalty / sw_sum
+
+
+# ---------------------------------------------------------------------------
+# Optimizer updates: one flat loop over the parameter vector
+# ---------------------------------------------------------------------------
+
+cdef void _sgd_update(floating *theta, const floating *grad, floating *velocity,
+                      intp n, double lr, double momentum,
+                      bint nesterov) noexcept nogil:
+    """v = momentum * v - lr * g; theta += momentum * v - lr * g (Nesterov) or v."""
+    cdef intp j
+    cdef floating mu = <floating>momentum
+    cdef floating eta = <floating>lr
+    cdef floating v
+    for j in range(n):
+        v = mu * velocity[j] - eta * grad[j]
+        velocity[j] = v
+        if nesterov:
+            theta[j] += mu * v - eta * grad[j]
+        else:
+            theta[j] += v
+
+
+cdef void _adam_update(floating *theta, const floating *grad, floating *m,
+                       floating *v, intp n, double lr_t, double beta_1,
+                       double beta_2, double epsilon) noexcept nogil:
+    """Adam with bias correction folded into the step size lr_t:
+
+    m = beta_1 * m + (1 - beta_1) * g;  v = beta_2 * v + (1 - beta_2) * g ** 2
+    theta += -lr_t * m / (sqrt(v) + epsilon)
+    The step is formed in float64 (as NumPy does with a float64 step size).
+    """
+    cdef intp j
+    cdef floating b1 = <floating>beta_1
+    cdef floating b2 = <floating>beta_2
+    cdef floating c1 = <floating>(1 - beta_1)
+    cdef floating c2 = <floating>(1 - beta_2)
+    cdef floating eps = <floating>epsilon
+    cdef floating g
+    for j in range(n):
+        g = grad[j]
+        m[j] = b1 * m[j] + c1 * g
+        v[j] = b2 * v[j] + c2 * (g * g)
+        theta[j] = <floating>(<double>theta[j]
+                              + (-lr_t * <double>m[j]) / <double>(_sqrt(v[j]) + eps))
+
+
+# ---------------------------------------------------------------------------
+# Entry points called from Python
+# ---------------------------------------------------------------------------
+
+cdef Net _make_net(const intp[::1] units, const intp[::1] coef_off,
+                   const intp[::1] bias_off, const intp[::1] act_off,
+                   int hidden_act, int out_act, int loss):
+    cdef Net net
+    net.n_layers = units.shape[0]
+    net.units = &units[0]
+    net.coef_off = &coef_off[0]
+    net.bias_off = &bias_off[0]
+    net.act_off = &act_off[0]
+    net.hidden_act = hidden_act
+    net.out_act = out_act
+    net.loss = loss
+    return net
+
+
+cdef Rows _make_rows(bint sparse, const intp[::1] indices,
+                     const intp[::1] indptr):
+    cdef Rows rows
+    rows.n = 0
+    rows.sparse = sparse
+    rows.ids = NULL
+    rows.start = 0
+    rows.indices = &indices[0] if indices.shape[0] > 0 else NULL
+    rows.indptr = &indptr[0] if indptr.shape[0] > 0 else NULL
+    return rows
+
+
+def _train_epoch(
+    # data: dense X (n, n_features), or CSR parts with X of shape (0, 0)
+    const floating[:, ::1] X,
+    const floating[::1] X_data,
+    const intp[::1] X_indices,
+    const intp[::1] X_indptr,
+    bint sparse,
+    const floating[:, ::1] Y,             # IN (n, n_outputs)
+    const floating[::1] sample_weight,    # IN (n,) or empty for unweighted
+    const intp[::1] order,                # IN sample order of this epoch
+    bint gather,                          # order is not 0..n-1: gather rows
+    intp batch_size,
+    # network
+    floating[::1] theta,                  # IN/OUT parameters
+    floating[::1] grad,                   # OUT workspace, theta's layout
+    const intp[::1] units,
+    const intp[::1] coef_off,
+    const intp[::1] bias_off,
+    const intp[::1] act_off,
+    int hidden_act, int out_act, int loss, double alpha,
+    # optimizer
+    int solver, double learning_rate, double momentum, bint nesterov,
+    double beta_1, double beta_2, double epsilon, long long adam_t,
+    floating[::1] state_1,                # IN/OUT velocity (SGD) or m (Adam)
+    floating[::1] state_2,                # IN/OUT v (Adam)
+    # workspace
+    floating[::1] act,                    # OUT (cap rows per layer)
+    floating[::1] delta,                  # OUT
+    floating[:, ::1] X_buf,               # OUT (batch_size, n_features), dense
+    floating[:, ::1] Y_buf,               # OUT (batch_size, n_outputs)
+    floating[::1] sw_buf,                 # OUT (batch_size,) when weighted
+):
+    """One epoch of mini-batch training; returns (sum of batch_loss * batch_len, adam_t).
+
+    ``batch_loss`` is the mean (weighted) loss of a batch plus its L2 term, as
+    scikit-learn reports it; the caller divides the sum by n_samples.
+    """
+    cdef Net net = _make_net(units, coef_off, bias_off, act_off,
+                             hidden_act, out_act, loss)
+    cdef Rows rows = _make_rows(sparse, X_indices, X_indptr)
+    cdef intp n_samples = order.shape[0]
+    cdef intp n_features = units[0]
+    cdef intp n_out = units[units.shape[0] - 1]
+    cdef intp n_params = theta.shape[0]
+    cdef bint weighted = sample_weight.shape[0] > 0
+    cdef const floating *Xb
+    cdef const floating *Yb
+    cdef const floating *swb
+    cdef intp start, stop, n, r, idx
+    cdef double batch_loss, sw_sum, lr_t, accumulated = 0
+    cdef floating *m = &state_1[0]
+    cdef floating *v = &state_2[0] if state_2.shape[0] > 0 else NULL
+
+    with nogil:
+        start = 0
+        while start < n_samples:
+            stop = start + batch_size
+            if stop > n_samples:
+                stop = n_samples
+            n = stop - start
+            rows.n = n
+            rows.ids = &order[start]
+            Xb = NULL
+            swb = NULL
+            if gather:
+                for r in range(n):
+                    idx = order[start + r]
+                    if not sparse:
+                        memcpy(&X_buf[r, 0], &X[idx, 0],
+                               n_features * sizeof(floating))
+                    memcpy(&Y_buf[r, 0], &Y[idx, 0], n_out * sizeof(floating))
+                    if weighted:
+                        sw_buf[r] = sample_weight[idx]
+                if not sparse:
+                    Xb = &X_buf[0, 0]
+                Yb = &Y_buf[0, 0]
+                if weighted:
+                    swb = &sw_buf[0]
+            else:
+                if not sparse:
+                    Xb = &X[start, 0]
+                Yb = &Y[start, 0]
+                if weighted:
+                    swb = &sample_weight[start]
+            if sparse:
+                Xb = &X_data[0]
+            if weighted:
+                sw_sum = 0
+                for r in range(n):
+                    sw_sum += swb[r]
+            else:
+                sw_sum = n
+
+            _forward(&net, &theta[0], Xb, rows, &act[0])
+            batch_loss = _loss_output_delta(&net, Yb, swb, n, &act[0], &delta[0])
+            _backward(&net, &theta[0], Xb, rows, &act[0], &delta[0], &grad[0],
+                      False)
+            batch_loss = _finish_gradient(&net, &theta[0], &grad[0], batch_loss,
+                                          alpha, sw_sum)
+            accumulated += batch_loss * n
+
+            if solver == SGD:
+                _sgd_update(&theta[0], &grad[0], m, n_params, learning_rate,
+                            momentum, nesterov)
+            else:
+                adam_t += 1
+                lr_t = (learning_rate * sqrt(1 - pow(beta_2, <double>adam_t))
+                        / (1 - pow(beta_1, <double>adam_t)))
+                _adam_update(&theta[0], &grad[0], m, v, n_params, lr_t,
+                             beta_1, beta_2, epsilon)
+            start = stop
+    return accumulated, adam_t
+
+
+def _loss_grad(
+    const floating[:, ::1] X,
+    const floating[::1] X_data,
+    const intp[::1] X_indices,
+    const intp[::1] X_indptr,
+    bint sparse,
+    const floating[:, ::1] Y,             # IN (n, n_outputs)
+    const floating[::1] sample_weight,    # IN (n,) or empty
+    const floating[::1] theta,            # IN
+    floating[::1] grad,                   # OUT
+    const intp[::1] units,
+    const intp[::1] coef_off,
+    const intp[::1] bias_off,
+    const intp[::1] act_off,
+    int hidden_act, int out_act, int loss, double alpha,
+    intp cap,                             # rows per block of the workspaces
+    floating[::1] act,                    # OUT workspace
+    floating[::1] delta,                  # OUT workspace
+):
+    """Loss and gradient over the whole data set (for L-BFGS); returns the loss.
+
+    Rows are processed in blocks of ``cap``; gradients are summed over blocks
+    and normalised once, which equals the full-batch gradient.
+    """
+    cdef Net net = _make_net(units, coef_off, bias_off, act_off,
+                             hidden_act, out_act, loss)
+    cdef Rows rows = _make_rows(sparse, X_indices, X_indptr)
+    cdef intp n_samples = Y.shape[0]
+    cdef bint weighted = sample_weight.shape[0] > 0
+    cdef intp start, stop, r
+    cdef const floating *Xb
+    cdef const floating *swb
+    cdef double loss_sum = 0, sw_sum = 0, result
+
+    with nogil:
+        start = 0
+        while start < n_samples:
+            stop = start + cap
+            if stop > n_samples:
+                stop = n_samples
+            rows.n = stop - start
+            rows.start = start
+            Xb = &X_data[0] if sparse else &X[start, 0]
+            swb = &sample_weight[start] if weighted else NULL
+            _forward(&net, &theta[0], Xb, rows, &act[0])
+            loss_sum += _loss_output_delta(&net, &Y[start, 0], swb, rows.n,
+                                           &act[0], &delta[0])
+            _backward(&net, &theta[0], Xb, rows, &act[0], &delta[0], &grad[0],
+                      start > 0)
+            start = stop
+        if weighted:
+            for r in range(n_samples):
+                sw_sum += sample_weight[r]
+        else:
+            sw_sum = n_samples
+        result = _finish_gradient(&net, &theta[0], &grad[0], loss_sum, alpha,
+                                  sw_sum)
+    return result
+
+
+def _predict(
+    const floating[:, ::1] X,
+    const floating[::1] X_data,
+    const intp[::1] X_indices,
+    const intp[::1] X_indptr,
+    bint sparse,
+    const floating[::1] theta,            # IN
+    const intp[::1] units,
+    const intp[::1] coef_off,
+    const intp[::1] bias_off,
+    const intp[::1] act_off,
+    int hidden_act, int out_act,
+    intp cap,
+    floating[::1] act,                    # OUT workspace
+    floating[:, ::1] out,                 # OUT (n, n_outputs)
+):
+    """out = forward pass of X, in row blocks of ``cap``."""
+    cdef Net net = _make_net(units, coef_off, bias_off, act_off,
+                             hidden_act, out_act, 0)
+    cdef Rows rows = _make_rows(sparse, X_indices, X_indptr)
+    cdef intp n_samples = out.shape[0]
+    cdef intp n_out = out.shape[1]
+    cdef intp last = units.shape[0] - 1
+    cdef intp start, stop
+    cdef const floating *Xb
+    with nogil:
+        start = 0
+        while start < n_samples:
+            stop = start + cap
+            if stop > n_samples:
+                stop = n_samples
+            rows.n = stop - start
+            rows.start = start
+            Xb = &X_data[0] if sparse else &X[start, 0]
+            _forward(&net, &theta[0], Xb, rows, &act[0])
+            memcpy(&out[start, 0], &act[act_off[last]],
+                   rows.n * n_out * sizeof(floating))
+            start = stop
