@@ -504,19 +504,30 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             _LOSS_CODES[loss],
         )
 
-    def _fit_lbfgs(self, X, y, sample_weight):
+    def _loss_grad_function(self, X, y, sample_weight):
+        """The compiled loss-and-gradient over (X, y), as a function of theta.
+
+        ``y`` is the encoded target (n_samples, n_outputs); the returned
+        function maps a parameter vector (any float dtype, the model's layout)
+        to ``(loss, gradient)`` with the gradient in the model's dtype. Used by
+        L-BFGS and by the gradient checks of the test-suite.
+        """
         dtype = self._theta.dtype
         X_parts = _kernel_input(X, dtype)
-        Y = np.ascontiguousarray(y, dtype=dtype)
-        sw = sample_weight if sample_weight is not None else np.empty(0, dtype=dtype)
-        rows = min(X.shape[0], _BLOCK_ROWS)
+        Y = np.ascontiguousarray(np.asarray(y).reshape(X.shape[0], -1), dtype=dtype)
+        sw = (
+            np.ascontiguousarray(sample_weight, dtype=dtype)
+            if sample_weight is not None
+            else np.empty(0, dtype=dtype)
+        )
+        rows = max(1, min(X.shape[0], _BLOCK_ROWS))
         act, act_off = _workspace(self._layer_units, rows, dtype)
         delta = np.empty_like(act)
         hidden, out, loss = self._net_codes()
         units = np.asarray(self._layer_units, dtype=np.intp)
 
         def loss_grad(theta):
-            theta = np.asarray(theta, dtype=dtype)
+            theta = np.ascontiguousarray(theta, dtype=dtype)
             grad = np.empty_like(theta)
             value = _mlp_fast._loss_grad(
                 *X_parts, Y, sw, theta, grad, units, self._coef_off,
@@ -525,6 +536,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             )
             return value, grad
 
+        return loss_grad
+
+    def _fit_lbfgs(self, X, y, sample_weight):
+        loss_grad = self._loss_grad_function(X, y, sample_weight)
         opt_res = scipy.optimize.minimize(
             loss_grad,
             self._theta.astype(np.float64),

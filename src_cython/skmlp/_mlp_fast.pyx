@@ -434,6 +434,11 @@ cdef void _adam_update(floating *theta, const floating *grad, floating *m,
 # Entry points called from Python
 # ---------------------------------------------------------------------------
 
+cdef inline const floating *_data_ptr(const floating[::1] data) noexcept nogil:
+    """Start of a CSR data array, NULL when it holds no entry."""
+    return &data[0] if data.shape[0] > 0 else NULL
+
+
 cdef Net _make_net(const intp[::1] units, const intp[::1] coef_off,
                    const intp[::1] bias_off, const intp[::1] act_off,
                    int hidden_act, int out_act, int loss):
@@ -546,7 +551,7 @@ def _train_epoch(
                 if weighted:
                     swb = &sample_weight[start]
             if sparse:
-                Xb = &X_data[0]
+                Xb = _data_ptr(X_data)
             if weighted:
                 sw_sum = 0
                 for r in range(n):
@@ -617,7 +622,7 @@ def _loss_grad(
                 stop = n_samples
             rows.n = stop - start
             rows.start = start
-            Xb = &X_data[0] if sparse else &X[start, 0]
+            Xb = _data_ptr(X_data) if sparse else &X[start, 0]
             swb = &sample_weight[start] if weighted else NULL
             _forward(&net, &theta[0], Xb, rows, &act[0])
             loss_sum += _loss_output_delta(&net, &Y[start, 0], swb, rows.n,
@@ -668,7 +673,7 @@ def _predict(
                 stop = n_samples
             rows.n = stop - start
             rows.start = start
-            Xb = &X_data[0] if sparse else &X[start, 0]
+            Xb = _data_ptr(X_data) if sparse else &X[start, 0]
             _forward(&net, &theta[0], Xb, rows, &act[0])
             memcpy(&out[start, 0], &act[act_off[last]],
                    rows.n * n_out * sizeof(floating))
