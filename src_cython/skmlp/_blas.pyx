@@ -53,9 +53,9 @@ cdef floating _dot(int n, const floating *x, int incx,
 # NumPy over dtype x transpose. They take the operands as stored (C-ordered) and
 # the transpose flags as booleans.
 
-def _py_gemm(bint trans_a, bint trans_b, floating alpha,
+def _py_gemm(bint trans_a, bint trans_b, double alpha,
              const floating[:, ::1] A, const floating[:, ::1] B,
-             floating beta, floating[:, ::1] C):
+             double beta, floating[:, ::1] C):
     """C = alpha * op(A) @ op(B) + beta * C (in place); returns C."""
     cdef int m = A.shape[1] if trans_a else A.shape[0]
     cdef int k = A.shape[0] if trans_a else A.shape[1]
@@ -65,16 +65,16 @@ def _py_gemm(bint trans_a, bint trans_b, floating alpha,
         raise ValueError("shape mismatch in _py_gemm")
     with nogil:
         _gemm(Trans if trans_a else NoTrans, Trans if trans_b else NoTrans,
-              m, n, k, alpha, &A[0, 0], <int>A.shape[1], &B[0, 0],
-              <int>B.shape[1], beta, &C[0, 0], <int>C.shape[1])
+              m, n, k, <floating>alpha, &A[0, 0], <int>A.shape[1], &B[0, 0],
+              <int>B.shape[1], <floating>beta, &C[0, 0], <int>C.shape[1])
     return C.base
 
 
-def _py_axpy(floating alpha, const floating[::1] x, floating[::1] y):
+def _py_axpy(double alpha, const floating[::1] x, floating[::1] y):
     """y += alpha * x (in place)."""
     if x.shape[0] != y.shape[0]:
         raise ValueError("shape mismatch in _py_axpy")
-    _axpy(<int>x.shape[0], alpha, &x[0], 1, &y[0], 1)
+    _axpy(<int>x.shape[0], <floating>alpha, &x[0], 1, &y[0], 1)
 
 
 def _py_dot(const floating[::1] x, const floating[::1] y):
