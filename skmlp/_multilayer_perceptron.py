@@ -18,6 +18,7 @@ All trainable parameters live in one vector ``_theta`` laid out as
 # * The kernels trust their input: every array handed to them is validated,
 #   C-contiguous and of the model's dtype (see ``_kernel_input``).
 
+import time
 import warnings
 from abc import ABC, abstractmethod
 from numbers import Integral, Real
@@ -39,12 +40,15 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d, shuffle
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from . import _mlp_fast
 
-_STOCHASTIC_SOLVERS = ("sgd", "adam")
+from . import _mlp_fast
+from ._threads import blas_threads_for
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam", "adagrad", "rmsprop", "adamw")
 
 _ACTIVATION_CODES = {
     "identity": int(_mlp_fast.Activation.IDENTITY),
@@ -53,6 +57,8 @@ _ACTIVATION_CODES = {
     "relu": int(_mlp_fast.Activation.RELU),
     "softmax": int(_mlp_fast.Activation.SOFTMAX),
     "exp": int(_mlp_fast.Activation.EXP),
+    "leaky_relu": int(_mlp_fast.Activation.LEAKY_RELU),
+    "prelu": int(_mlp_fast.Activation.PRELU),
 }
 
 _LOSS_CODES = {
@@ -60,38 +66,74 @@ _LOSS_CODES = {
     "poisson": int(_mlp_fast.Loss.POISSON),
     "log_loss": int(_mlp_fast.Loss.LOG_LOSS),
     "binary_log_loss": int(_mlp_fast.Loss.BINARY_LOG_LOSS),
+    "absolute_error": int(_mlp_fast.Loss.ABSOLUTE_ERROR),
+    "huber": int(_mlp_fast.Loss.HUBER),
 }
 
-_SOLVER_CODES = {"sgd": int(_mlp_fast.Solver.SGD), "adam": int(_mlp_fast.Solver.ADAM)}
+_SOLVER_CODES = {
+    "sgd": int(_mlp_fast.Solver.SGD),
+    "adam": int(_mlp_fast.Solver.ADAM),
+    "adagrad": int(_mlp_fast.Solver.ADAGRAD),
+    "rmsprop": int(_mlp_fast.Solver.RMSPROP),
+    "adamw": int(_mlp_fast.Solver.ADAMW),
+}
+
+_WEIGHT_INITS = (
+    "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "uniform", "normal",
+)
 
 # Rows per block when the kernels walk a whole data set (predict, L-BFGS).
 _BLOCK_ROWS = 1024
 
+# Initial value of every PReLU slope (He et al., 2015).
+_PRELU_INIT = 0.25
 
-def _layout(layer_units):
-    """Offsets of each W_i and b_i in the parameter vector; returns (coef_off, bias_off, size)."""
+
+def _layout(layer_units, prelu=False):
+    """Offsets of each W_i, b_i and PReLU slope vector in the parameter vector.
+
+    Returns (coef_off, bias_off, slope_off, size): ``coef_off[i]`` and
+    ``bias_off[i]`` for layer i = 0 .. n_layers - 2, ``slope_off[l]`` for hidden
+    layer l = 1 .. n_layers - 2 (0 elsewhere, and everywhere without PReLU).
+    """
     coef_off, bias_off = [], []
+    slope_off = np.zeros(len(layer_units), dtype=np.intp)
     pos = 0
     for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
         coef_off.append(pos)
         pos += fan_in * fan_out
         bias_off.append(pos)
         pos += fan_out
+    if prelu:
+        for layer in range(1, len(layer_units) - 1):
+            slope_off[layer] = pos
+            pos += layer_units[layer]
     return (
         np.asarray(coef_off, dtype=np.intp),
         np.asarray(bias_off, dtype=np.intp),
+        slope_off,
         pos,
     )
 
 
-def _workspace(layer_units, rows, dtype):
-    """A flat buffer holding ``rows`` rows of every non-input layer, and the offsets."""
-    act_off = np.zeros(len(layer_units), dtype=np.intp)
-    pos = 0
-    for layer, units in enumerate(layer_units[1:], start=1):
-        act_off[layer] = pos
-        pos += rows * units
-    return np.empty(pos, dtype=dtype), act_off
+class _Workspace:
+    """Buffers for ``rows`` rows of every non-input layer, allocated once.
+
+    ``act`` and ``delta`` always; ``aux`` with PReLU or dropout (pre-activations
+    or activations before dropout); ``mask`` with dropout.
+    """
+
+    def __init__(self, layer_units, rows, dtype, aux=False, mask=False):
+        self.rows = rows
+        self.act_off = np.zeros(len(layer_units), dtype=np.intp)
+        pos = 0
+        for layer, units in enumerate(layer_units[1:], start=1):
+            self.act_off[layer] = pos
+            pos += rows * units
+        self.act = np.empty(pos, dtype=dtype)
+        self.delta = np.empty(pos, dtype=dtype)
+        self.aux = np.empty(pos if aux else 0, dtype=dtype)
+        self.mask = np.empty(pos if mask else 0, dtype=dtype)
 
 
 def _kernel_input(X, dtype):
@@ -151,9 +193,12 @@ def _check_sample_weight(sample_weight, n_samples, dtype):
 class _Optimizer:
     """State of a stochastic solver, in the parameter vector's layout.
 
-    ``learning_rate`` is the current step size of SGD (changed between epochs
-    by the 'invscaling' and 'adaptive' schedules) and the base step size of
-    Adam; ``t`` counts Adam's updates for its bias correction.
+    ``learning_rate`` is the current base step size, changed between epochs by
+    the 'invscaling' and 'adaptive' schedules (for every solver; Adam and
+    AdamW apply their bias correction on top); ``t`` counts update steps.
+    ``state_1`` is SGD's velocity, AdaGrad's sum of squared gradients,
+    RMSProp's running average of squared gradients, or Adam's first moment;
+    ``state_2`` is Adam's second moment.
     """
 
     def __init__(self, solver, n_params, dtype, learning_rate_init, lr_schedule,
@@ -161,11 +206,13 @@ class _Optimizer:
         self.solver = solver
         self.learning_rate_init = learning_rate_init
         self.learning_rate = float(learning_rate_init)
-        self.lr_schedule = lr_schedule if solver == "sgd" else "constant"
+        self.lr_schedule = lr_schedule
         self.power_t = power_t
         self.t = 0
         self.state_1 = np.zeros(n_params, dtype=dtype)
-        self.state_2 = np.zeros(n_params if solver == "adam" else 0, dtype=dtype)
+        self.state_2 = np.zeros(
+            n_params if solver in ("adam", "adamw") else 0, dtype=dtype
+        )
 
     def iteration_ends(self, time_step):
         if self.lr_schedule == "invscaling":
@@ -200,8 +247,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             "array-like",
             Interval(Integral, 1, None, closed="left"),
         ],
-        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "activation": [
+            StrOptions({"identity", "logistic", "tanh", "relu", "leaky_relu", "prelu"})
+        ],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam", "adagrad", "rmsprop", "adamw"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [
             StrOptions({"auto"}),
@@ -228,6 +277,14 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             Options(Real, {np.inf}),
         ],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "negative_slope": [Interval(Real, 0, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "weight_init": [StrOptions(set(_WEIGHT_INITS))],
+        "init_mean": [Interval(Real, None, None, closed="neither")],
+        "init_std": [Interval(Real, 0, None, closed="left")],
+        "rho": [Interval(Real, 0, 1, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "track_train_score": ["boolean"],
     }
 
     @abstractmethod
@@ -257,6 +314,14 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         epsilon,
         n_iter_no_change,
         max_fun,
+        negative_slope,
+        dropout,
+        weight_init,
+        init_mean,
+        init_std,
+        rho,
+        weight_decay,
+        track_train_score,
     ):
         self.activation = activation
         self.solver = solver
@@ -282,26 +347,52 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.negative_slope = negative_slope
+        self.dropout = dropout
+        self.weight_init = weight_init
+        self.init_mean = init_mean
+        self.init_std = init_std
+        self.rho = rho
+        self.weight_decay = weight_decay
+        self.track_train_score = track_train_score
 
     # ------------------------------------------------------------------
     # The parameter vector and its views
     # ------------------------------------------------------------------
 
-    def _bind_views(self):
-        """Make ``coefs_`` and ``intercepts_`` views of ``_theta``."""
-        theta = self._theta
-        units = self._layer_units
-        self.coefs_ = [
-            theta[c : c + fi * fo].reshape(fi, fo)
-            for c, fi, fo in zip(self._coef_off, units[:-1], units[1:])
-        ]
-        self.intercepts_ = [
-            theta[b : b + fo] for b, fo in zip(self._bias_off, units[1:])
-        ]
+    def _has_prelu(self):
+        return getattr(self, "_prelu", False)
 
-    def _set_theta(self, theta, layer_units):
+    def _expected_views(self):
+        """[(attribute, index, offset, shape)] of every view into ``_theta``."""
+        units = self._layer_units
+        views = []
+        for i, (fi, fo) in enumerate(zip(units[:-1], units[1:])):
+            views.append(("coefs_", i, self._coef_off[i], (fi, fo)))
+            views.append(("intercepts_", i, self._bias_off[i], (fo,)))
+        if self._has_prelu():
+            for layer in range(1, len(units) - 1):
+                views.append(
+                    ("prelu_slopes_", layer - 1, self._slope_off[layer], (units[layer],))
+                )
+        return views
+
+    def _bind_views(self):
+        """Make ``coefs_``, ``intercepts_`` (and ``prelu_slopes_``) views of ``_theta``."""
+        lists = {"coefs_": [], "intercepts_": []}
+        if self._has_prelu():
+            lists["prelu_slopes_"] = []
+        for name, _, off, shape in self._expected_views():
+            lists[name].append(self._theta[off : off + int(np.prod(shape))].reshape(shape))
+        for name, value in lists.items():
+            setattr(self, name, value)
+
+    def _set_theta(self, theta, layer_units, prelu):
         self._layer_units = [int(u) for u in layer_units]
-        self._coef_off, self._bias_off, size = _layout(self._layer_units)
+        self._prelu = bool(prelu)
+        self._coef_off, self._bias_off, self._slope_off, size = _layout(
+            self._layer_units, self._prelu
+        )
         if theta.shape != (size,):
             raise ValueError(
                 f"parameter vector has {theta.shape[0]} values, the layer sizes "
@@ -315,33 +406,29 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         if theta is None:
             return False
         base = theta.__array_interface__["data"][0]
-        size = theta.itemsize
-        views = list(zip(self.coefs_, self._coef_off)) + list(
-            zip(self.intercepts_, self._bias_off)
-        )
-        if len(self.coefs_) != len(self._coef_off) or len(self.intercepts_) != len(
-            self._bias_off
-        ):
-            return False
-        expected = [(fi, fo) for fi, fo in zip(self._layer_units[:-1], self._layer_units[1:])]
-        expected += [(fo,) for fo in self._layer_units[1:]]
-        for (arr, off), shape in zip(views, expected):
+        views = self._expected_views()
+        names = {name for name, *_ in views}
+        for name in names:
+            if len(getattr(self, name, ())) != sum(v[0] == name for v in views):
+                return False
+        for name, index, off, shape in views:
+            arr = getattr(self, name)[index]
             if (
                 not isinstance(arr, np.ndarray)
                 or arr.dtype != theta.dtype
                 or arr.shape != shape
                 or not arr.flags.c_contiguous
-                or arr.__array_interface__["data"][0] != base + off * size
+                or arr.__array_interface__["data"][0] != base + off * theta.itemsize
             ):
                 return False
         return True
 
     def _sync_params(self):
-        """Make ``_theta`` hold what ``coefs_``/``intercepts_`` say.
+        """Make ``_theta`` hold what ``coefs_``/``intercepts_`` (/``prelu_slopes_``) say.
 
-        ``coefs_`` and ``intercepts_`` are views of ``_theta``; a user (or a
-        test) may replace them or their elements with other arrays. Then the
-        parameter vector is rebuilt from them.
+        They are views of ``_theta``; a user (or a test) may replace them or
+        their elements with other arrays. Then the parameter vector is rebuilt
+        from them.
         """
         if self._views_intact():
             return
@@ -356,16 +443,24 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                     f"coefs_[{i}] with shape {c.shape} and intercepts_[{i}] with "
                     f"shape {b.shape} do not form a layer of the network"
                 )
+        prelu = self._has_prelu()
+        slopes = [np.asarray(a) for a in getattr(self, "prelu_slopes_", [])] if prelu else []
+        if prelu and [a.shape for a in slopes] != [(u,) for u in layer_units[1:-1]]:
+            raise ValueError(
+                "prelu_slopes_ must hold one vector per hidden layer, of its size"
+            )
         theta = getattr(self, "_theta", None)
         dtype = theta.dtype if theta is not None else np.result_type(*coefs, np.float32)
         if dtype not in (np.float32, np.float64):
             dtype = np.dtype(np.float64)
-        coef_off, bias_off, size = _layout(layer_units)
+        coef_off, bias_off, slope_off, size = _layout(layer_units, prelu)
         new = np.empty(size, dtype=dtype)
         for c, b, co, bo in zip(coefs, intercepts, coef_off, bias_off):
             new[co : co + c.size] = c.ravel()
             new[bo : bo + b.size] = b
-        self._set_theta(new, layer_units)
+        for layer, a in enumerate(slopes, start=1):
+            new[slope_off[layer] : slope_off[layer] + a.size] = a
+        self._set_theta(new, layer_units, prelu)
 
     def __getstate__(self):
         if hasattr(self, "_theta") and hasattr(self, "coefs_"):
@@ -374,8 +469,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         if "_theta" in state:
             # The views are rebuilt from the vector on unpickling.
             state = dict(state)
-            state.pop("coefs_", None)
-            state.pop("intercepts_", None)
+            for name in ("coefs_", "intercepts_", "prelu_slopes_"):
+                state.pop(name, None)
         return state
 
     def __setstate__(self, state):
@@ -386,6 +481,24 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     # ------------------------------------------------------------------
     # Initialisation
     # ------------------------------------------------------------------
+
+    def _dropout_rates(self, n_hidden):
+        """Dropout rate of every layer (0 for the input and output layers)."""
+        rates = np.zeros(n_hidden + 2, dtype=np.float64)
+        dropout = self.dropout
+        if np.ndim(dropout) == 0:
+            rates[1:-1] = float(dropout)
+        else:
+            per_layer = np.asarray(dropout, dtype=np.float64).ravel()
+            if per_layer.shape[0] != n_hidden:
+                raise ValueError(
+                    f"dropout has {per_layer.shape[0]} rates for {n_hidden} hidden "
+                    "layers; give one rate, or one per hidden layer."
+                )
+            rates[1:-1] = per_layer
+        if not np.all((rates >= 0) & (rates < 1)):
+            raise ValueError(f"dropout rates must be in [0, 1), got {self.dropout!r}.")
+        return rates
 
     def _initialize(self, y, layer_units, dtype):
         # set all attributes, allocate weights etc. for first call
@@ -401,15 +514,24 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         else:
             self.out_activation_ = "logistic"
 
-        _, _, size = _layout(layer_units)
+        prelu = self.activation == "prelu"
+        coef_off, bias_off, slope_off, size = _layout(layer_units, prelu)
         theta = np.empty(size, dtype=dtype)
-        coef_off, bias_off, _ = _layout(layer_units)
         for i, (fan_in, fan_out) in enumerate(zip(layer_units[:-1], layer_units[1:])):
             coef_init, intercept_init = self._init_coef(fan_in, fan_out, dtype)
             theta[coef_off[i] : coef_off[i] + fan_in * fan_out] = coef_init.ravel()
             theta[bias_off[i] : bias_off[i] + fan_out] = intercept_init
-        self._set_theta(theta, layer_units)
+        for layer in range(1, len(layer_units) - 1):
+            if prelu:
+                theta[slope_off[layer] : slope_off[layer] + layer_units[layer]] = (
+                    _PRELU_INIT
+                )
+        self._set_theta(theta, layer_units, prelu)
         self._best_theta = theta.copy()
+        # The dropout masks' generator, seeded from random_state only when
+        # dropout is used (so the draws without dropout are scikit-learn's).
+        self._dropout_rng = None
+        self.history_ = {}
 
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
@@ -424,20 +546,48 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 self.best_validation_score_ = None
 
     def _init_coef(self, fan_in, fan_out, dtype):
-        # Glorot et al.'s uniform scheme, as scikit-learn draws it: the weight
-        # matrix first, then the biases, from U[-b, b] with
-        # b = sqrt(factor / (fan_in + fan_out)), factor 2 for logistic, else 6.
-        factor = 2.0 if self.activation == "logistic" else 6.0
-        init_bound = np.sqrt(factor / (fan_in + fan_out))
-        coef_init = self._random_state.uniform(-init_bound, init_bound, (fan_in, fan_out))
-        intercept_init = self._random_state.uniform(-init_bound, init_bound, fan_out)
+        """Initial (W, b) of one layer, drawn from ``self._random_state``.
+
+        * 'glorot_uniform' (scikit-learn's scheme): W and then b from
+          U[-r, r], r = sqrt(factor / (fan_in + fan_out)), factor 2 for the
+          logistic activation and 6 otherwise.
+        * 'glorot_normal' (Xavier): W ~ N(0, 2 / (fan_in + fan_out)), b = 0.
+        * 'he_uniform': W ~ U[-r, r], r = sqrt(6 / fan_in), b = 0.
+        * 'he_normal': W ~ N(0, 2 / fan_in), b = 0.
+        * 'uniform': W ~ U[-1, 1], b = 0.
+        * 'normal': W ~ N(init_mean, init_std ** 2), b = 0.
+        """
+        rs = self._random_state
+        scheme = self.weight_init
+        shape = (fan_in, fan_out)
+        intercept_init = np.zeros(fan_out)
+        if scheme == "glorot_uniform":
+            factor = 2.0 if self.activation == "logistic" else 6.0
+            init_bound = np.sqrt(factor / (fan_in + fan_out))
+            coef_init = rs.uniform(-init_bound, init_bound, shape)
+            intercept_init = rs.uniform(-init_bound, init_bound, fan_out)
+        elif scheme == "glorot_normal":
+            coef_init = rs.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), shape)
+        elif scheme == "he_uniform":
+            bound = np.sqrt(6.0 / fan_in)
+            coef_init = rs.uniform(-bound, bound, shape)
+        elif scheme == "he_normal":
+            coef_init = rs.normal(0.0, np.sqrt(2.0 / fan_in), shape)
+        elif scheme == "uniform":
+            coef_init = rs.uniform(-1.0, 1.0, shape)
+        else:  # "normal"
+            coef_init = rs.normal(self.init_mean, self.init_std, shape)
         return coef_init.astype(dtype, copy=False), intercept_init.astype(dtype, copy=False)
 
     # ------------------------------------------------------------------
     # Fitting
     # ------------------------------------------------------------------
 
-    def _fit(self, X, y, sample_weight=None, incremental=False):
+    def _effective_sample_weight(self, y, sample_weight, incremental):
+        """Sample weights the loss uses (the classifier folds in class weights)."""
+        return sample_weight
+
+    def _fit(self, X, y, sample_weight=None, incremental=False, eval_set=None):
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
             hidden_layer_sizes = [hidden_layer_sizes]
@@ -450,6 +600,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             raise ValueError(
                 "hidden_layer_sizes must contain integers, got %s." % hidden_layer_sizes
             )
+        dropout_rates = self._dropout_rates(len(hidden_layer_sizes))
 
         first_pass = not hasattr(self, "coefs_") or (
             not self.warm_start and not incremental
@@ -463,17 +614,24 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self._sync_params()
             dtype = self._theta.dtype
         sample_weight = _check_sample_weight(sample_weight, n_samples, dtype)
+        eval_sets = self._validate_eval_set(eval_set)
 
         # Ensure y is 2D
         if y.ndim == 1:
             y = y.reshape((-1, 1))
+        sample_weight = self._effective_sample_weight(y, sample_weight, incremental)
 
         layer_units = [n_features] + [int(h) for h in hidden_layer_sizes] + [y.shape[1]]
-        if not first_pass and layer_units != self._layer_units:
+        if not first_pass and (
+            layer_units != self._layer_units
+            or self._has_prelu() != (self.activation == "prelu")
+        ):
             raise ValueError(
-                f"The network has layer sizes {self._layer_units}; this call needs "
-                f"{layer_units}. Fit from scratch (warm_start=False) to change "
-                "hidden_layer_sizes or the number of outputs."
+                f"The network has layer sizes {self._layer_units}"
+                f"{' with PReLU' if self._has_prelu() else ''}; this call needs "
+                f"{layer_units}{' with PReLU' if self.activation == 'prelu' else ''}. "
+                "Fit from scratch (warm_start=False) to change hidden_layer_sizes, "
+                "the activation between PReLU and others, or the number of outputs."
             )
         self.n_outputs_ = y.shape[1]
 
@@ -481,11 +639,23 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
         if first_pass:
             self._initialize(y, layer_units, dtype)
+        if dropout_rates.any() and self._dropout_rng is None:
+            self._dropout_rng = np.array(
+                [self._random_state.randint(0, 2**63, dtype=np.int64)], dtype=np.uint64
+            )
+        if self.activation != "prelu":
+            # (a warm start may switch between the activations without slopes)
+            self._fitted_activation = self.activation
 
         if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, y, sample_weight, incremental)
+            rows = 200 if self.batch_size == "auto" else self.batch_size
+            with blas_threads_for(min(rows, n_samples), layer_units):
+                self._fit_stochastic(
+                    X, y, sample_weight, incremental, eval_sets, dropout_rates
+                )
         elif self.solver == "lbfgs":
-            self._fit_lbfgs(X, y, sample_weight)
+            with blas_threads_for(min(n_samples, _BLOCK_ROWS), layer_units):
+                self._fit_lbfgs(X, y, sample_weight, eval_sets)
 
         if not np.isfinite(self._theta).all():
             raise ValueError(
@@ -494,23 +664,65 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             )
         return self
 
-    def _net_codes(self):
+    def _validate_eval_set(self, eval_set):
+        """[(X, Y, y_for_score, sample_weight=None)] in the model's terms."""
+        if eval_set is None:
+            return []
+        if isinstance(eval_set, tuple) and len(eval_set) == 2:
+            eval_set = [eval_set]
+        result = []
+        for i, pair in enumerate(eval_set):
+            if not (isinstance(pair, tuple | list) and len(pair) == 2):
+                raise ValueError(
+                    f"eval_set[{i}] must be a pair (X, y), got {type(pair).__name__}."
+                )
+            X_e, y_e = pair
+            X_e = validate_data(
+                self, X_e, accept_sparse=["csr", "csc"],
+                dtype=(np.float64, np.float32), reset=False,
+            )
+            y_e = np.asarray(y_e) if not sp.issparse(y_e) else y_e.toarray()
+            if y_e.shape[0] != X_e.shape[0]:
+                raise ValueError(
+                    f"eval_set[{i}]: X has {X_e.shape[0]} samples but y has "
+                    f"{y_e.shape[0]}."
+                )
+            result.append((X_e, y_e))
+        return result
+
+    def _make_spec(self, dropout_rates=None):
+        """The kernels' description of the fitted network (dropout off by default)."""
         loss = self.loss
         if loss == "log_loss" and self.out_activation_ == "logistic":
             loss = "binary_log_loss"
-        return (
-            _ACTIVATION_CODES[self.activation],
+        if dropout_rates is None:
+            dropout_rates = np.zeros(len(self._layer_units))
+        hidden = "prelu" if self._has_prelu() else getattr(
+            self, "_fitted_activation", self.activation
+        )
+        return _mlp_fast.NetSpec(
+            np.asarray(self._layer_units, dtype=np.intp),
+            self._coef_off,
+            self._bias_off,
+            self._slope_off,
+            np.ascontiguousarray(dropout_rates, dtype=np.float64),
+            _ACTIVATION_CODES[hidden],
             _ACTIVATION_CODES[self.out_activation_],
             _LOSS_CODES[loss],
+            float(self.negative_slope),
+            float(getattr(self, "huber_delta", 1.0)),
         )
 
-    def _loss_grad_function(self, X, y, sample_weight):
+    def _loss_grad_function(self, X, y, sample_weight, dropout_seed=None,
+                            with_grad=True):
         """The compiled loss-and-gradient over (X, y), as a function of theta.
 
         ``y`` is the encoded target (n_samples, n_outputs); the returned
         function maps a parameter vector (any float dtype, the model's layout)
         to ``(loss, gradient)`` with the gradient in the model's dtype. Used by
-        L-BFGS and by the gradient checks of the test-suite.
+        L-BFGS, for the loss of evaluation sets and by the gradient checks of
+        the test-suite. With ``dropout_seed`` (an int) the dropout masks are
+        drawn from that seed on every call: a fixed-mask objective.
         """
         dtype = self._theta.dtype
         X_parts = _kernel_input(X, dtype)
@@ -521,31 +733,98 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             else np.empty(0, dtype=dtype)
         )
         rows = max(1, min(X.shape[0], _BLOCK_ROWS))
-        act, act_off = _workspace(self._layer_units, rows, dtype)
-        delta = np.empty_like(act)
-        hidden, out, loss = self._net_codes()
-        units = np.asarray(self._layer_units, dtype=np.intp)
+        dropout = dropout_seed is not None
+        ws = _Workspace(
+            self._layer_units, rows, dtype, aux=self._has_prelu() or dropout,
+            mask=dropout,
+        )
+        if dropout:
+            spec = self._make_spec(self._dropout_rates(len(self._layer_units) - 2))
+            rng = np.array([dropout_seed], dtype=np.uint64)
+        else:
+            spec = self._make_spec()
+            rng = np.empty(0, dtype=np.uint64)
+        alpha = float(self.alpha)
 
         def loss_grad(theta):
             theta = np.ascontiguousarray(theta, dtype=dtype)
-            grad = np.empty_like(theta)
+            grad = np.empty_like(theta) if with_grad else np.empty(0, dtype=dtype)
             value = _mlp_fast._loss_grad(
-                *X_parts, Y, sw, theta, grad, units, self._coef_off,
-                self._bias_off, act_off, hidden, out, loss, float(self.alpha),
-                rows, act, delta,
+                spec, alpha, *X_parts, Y, sw, theta, grad, rng, rows,
+                ws.act_off, ws.act, ws.delta, ws.aux, ws.mask,
             )
             return value, grad
 
         return loss_grad
 
-    def _fit_lbfgs(self, X, y, sample_weight):
+    # ------------------------------------------------------------------
+    # Per-epoch history
+    # ------------------------------------------------------------------
+
+    def _history_sources(self, X_val, y_val, sw_val, eval_sets):
+        """[(prefix, X, Y encoded, y for score, sample_weight)] to evaluate each epoch."""
+        sources = []
+        if X_val is not None:
+            sources.append(("val", X_val, self._encode_target(y_val), y_val, sw_val))
+        for i, (X_e, y_e) in enumerate(eval_sets):
+            sources.append(
+                (f"eval_{i}", self._kernel_ready(X_e), self._encode_target(y_e), y_e, None)
+            )
+        return sources
+
+    def _record_history(self, epoch_loss, learning_rate, start_time, X_train,
+                        y_train_raw, sw_train, sources, val_score=None):
+        if getattr(self, "history_", None) is None:
+            self.history_ = {}
+        h = self.history_
+        h.setdefault("epoch", []).append(self.n_iter_)
+        h.setdefault("train_loss", []).append(float(epoch_loss))
+        if self.track_train_score:
+            h.setdefault("train_score", []).append(
+                float(self._score(X_train, y_train_raw, sample_weight=sw_train))
+            )
+        for prefix, X_s, Y_s, y_s, sw_s in sources:
+            loss = self._loss_grad_function(X_s, Y_s, sw_s, with_grad=False)(
+                self._theta
+            )[0]
+            h.setdefault(f"{prefix}_loss", []).append(float(loss))
+            if prefix == "val" and val_score is not None:
+                score = val_score
+            else:
+                score = self._score(X_s, y_s, sample_weight=sw_s)
+            h.setdefault(f"{prefix}_score", []).append(float(score))
+        h.setdefault("learning_rate", []).append(float(learning_rate))
+        h.setdefault("time", []).append(time.perf_counter() - start_time)
+
+    # ------------------------------------------------------------------
+    # Solvers
+    # ------------------------------------------------------------------
+
+    def _fit_lbfgs(self, X, y, sample_weight, eval_sets):
         loss_grad = self._loss_grad_function(X, y, sample_weight)
+        sources = self._history_sources(None, None, None, eval_sets)
+        start_time = time.perf_counter()
+        y_raw = self._decode_target(y) if self.track_train_score else None
+        X_k = self._kernel_ready(X) if self.track_train_score else None
+        iteration = [0]
+
+        def callback(intermediate_result):
+            # history row per L-BFGS iteration, evaluated at its iterate
+            iteration[0] += 1
+            self._theta[:] = intermediate_result.x
+            self.n_iter_ = iteration[0]
+            self._record_history(
+                intermediate_result.fun, np.nan, start_time, X_k, y_raw,
+                sample_weight, sources,
+            )
+
         opt_res = scipy.optimize.minimize(
             loss_grad,
             self._theta.astype(np.float64),
             method="L-BFGS-B",
             jac=True,
             options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
+            callback=callback,
         )
         self.n_iter_ = min(opt_res.nit, self.max_iter)
         if opt_res.status != 0:
@@ -566,7 +845,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.loss_ = float(opt_res.fun)
         self._theta[:] = opt_res.x
 
-    def _fit_stochastic(self, X, y, sample_weight, incremental):
+    def _fit_stochastic(self, X, y, sample_weight, incremental, eval_sets,
+                        dropout_rates):
         dtype = self._theta.dtype
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = _Optimizer(
@@ -600,8 +880,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                     "The validation set is too small. Increase 'validation_fraction' "
                     "or the size of your dataset."
                 )
-            if is_classifier(self):
-                y_val = self._label_binarizer.inverse_transform(y_val)
+            y_val = self._decode_target(y_val)
             X_val = self._kernel_ready(X_val)
         else:
             X_train, y_train, sample_weight_train = X, y, sample_weight
@@ -630,17 +909,28 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             else np.empty(0, dtype=dtype)
         )
         gather = bool(self.shuffle)
-        act, act_off = _workspace(self._layer_units, batch_size, dtype)
-        delta = np.empty_like(act)
+        dropout = bool(dropout_rates.any())
+        spec = self._make_spec(dropout_rates)
+        ws = _Workspace(
+            self._layer_units, batch_size, dtype,
+            aux=self._has_prelu() or dropout, mask=dropout,
+        )
         grad = np.empty_like(self._theta)
         X_buf = np.empty(
             (batch_size, X.shape[1]) if gather and not sparse else (0, 0), dtype=dtype
         )
         Y_buf = np.empty((batch_size if gather else 0, Y.shape[1]), dtype=dtype)
         sw_buf = np.empty(batch_size if gather and sw.shape[0] else 0, dtype=dtype)
-        units = np.asarray(self._layer_units, dtype=np.intp)
-        hidden, out, loss = self._net_codes()
+        rng = self._dropout_rng if dropout else np.empty(0, dtype=np.uint64)
         solver = _SOLVER_CODES[self.solver]
+        alpha = float(self.alpha)
+
+        # History bookkeeping (only what was asked for is computed).
+        sources = self._history_sources(X_val, y_val, sample_weight_val, eval_sets)
+        track_train = self.track_train_score
+        X_train_k = self._kernel_ready(X_train) if track_train else None
+        y_train_raw = self._decode_target(y_train) if track_train else None
+        start_time = time.perf_counter()
 
         try:
             self.n_iter_ = 0
@@ -648,14 +938,18 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 if self.shuffle:
                     # Only the indices are shuffled; the kernel gathers the rows.
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
-                accumulated_loss, opt.t = _mlp_fast._train_epoch(
-                    *X_parts, Y, sw, sample_idx, gather, batch_size,
-                    self._theta, grad, units, self._coef_off, self._bias_off,
-                    act_off, hidden, out, loss, float(self.alpha),
+                epoch_lr = opt.learning_rate
+                opt_params = (
                     solver, opt.learning_rate, float(self.momentum),
                     bool(self.nesterovs_momentum), float(self.beta_1),
-                    float(self.beta_2), float(self.epsilon), opt.t,
-                    opt.state_1, opt.state_2, act, delta, X_buf, Y_buf, sw_buf,
+                    float(self.beta_2), float(self.epsilon), float(self.rho),
+                    float(self.weight_decay),
+                )
+                accumulated_loss, opt.t = _mlp_fast._train_epoch(
+                    spec, alpha, opt_params, opt.t, *X_parts, Y, sw,
+                    sample_idx, gather, batch_size, self._theta, grad,
+                    opt.state_1, opt.state_2, rng, ws.act_off, ws.act, ws.delta,
+                    ws.aux, ws.mask, X_buf, Y_buf, sw_buf,
                 )
 
                 self.n_iter_ += 1
@@ -668,6 +962,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
                 self._update_no_improvement_count(
                     early_stopping, X_val, y_val, sample_weight_val
+                )
+                self._record_history(
+                    self.loss_, epoch_lr, start_time, X_train_k, y_train_raw,
+                    sample_weight_train, sources,
+                    val_score=self.validation_scores_[-1] if early_stopping else None,
                 )
                 # for learning rate that needs to be updated at iteration end
                 opt.iteration_ends(self.t_)
@@ -732,7 +1031,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 self.best_loss_ = self.loss_curve_[-1]
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, eval_set=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -747,12 +1046,19 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights.
 
+        eval_set : list of (X, y) pairs, default=None
+            Data sets whose loss and score are recorded in ``history_`` after
+            every epoch (every iteration for 'lbfgs'); they do not influence
+            training.
+
         Returns
         -------
         self : object
             Returns a trained MLP model.
         """
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self._fit(
+            X, y, sample_weight=sample_weight, incremental=False, eval_set=eval_set
+        )
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:
@@ -785,15 +1091,14 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         dtype = self._theta.dtype
         n_samples = X.shape[0]
         rows = max(1, min(n_samples, _BLOCK_ROWS))
-        act, act_off = _workspace(self._layer_units, rows, dtype)
+        ws = _Workspace(self._layer_units, rows, dtype, aux=self._has_prelu())
         out = np.empty((n_samples, self._layer_units[-1]), dtype=dtype)
-        hidden, out_act, _ = self._net_codes()
         if n_samples:
-            _mlp_fast._predict(
-                *_kernel_input(X, dtype), self._theta,
-                np.asarray(self._layer_units, dtype=np.intp), self._coef_off,
-                self._bias_off, act_off, hidden, out_act, rows, act, out,
-            )
+            with blas_threads_for(rows, self._layer_units):
+                _mlp_fast._predict(
+                    self._make_spec(), *_kernel_input(X, dtype), self._theta, rows,
+                    ws.act_off, ws.act, ws.aux, out,
+                )
         return out
 
     def _score_with_function(self, X, y, sample_weight, score_function):
@@ -813,13 +1118,37 @@ _COMMON_PARAMS = """
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         Number of units in each hidden layer.
 
-    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+    activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu', \
+            'prelu'}, default='relu'
         Activation of the hidden layers: ``x``, ``1 / (1 + exp(-x))``,
-        ``tanh(x)`` or ``max(x, 0)``.
+        ``tanh(x)``, ``max(x, 0)``, ``max(x, 0) + negative_slope * min(x, 0)``,
+        or PReLU ``max(x, 0) + a * min(x, 0)`` with a slope ``a`` learned per
+        hidden unit (initialised to 0.25, trained by the solver, not penalised
+        by ``alpha``; see ``prelu_slopes_``).
 
-    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
-        Optimizer of the weights: L-BFGS-B from SciPy over the parameter
-        vector, mini-batch stochastic gradient descent, or Adam (Kingma & Ba).
+    solver : {'lbfgs', 'sgd', 'adam', 'adagrad', 'rmsprop', 'adamw'}, \
+            default='adam'
+        Optimizer of the weights. With gradient ``g``, step size ``lr`` (the
+        schedule's current value) and step count ``t``:
+
+        - 'lbfgs': L-BFGS-B from SciPy over the whole parameter vector.
+        - 'sgd': ``v = momentum * v - lr * g``; ``theta += v``, or with
+          Nesterov's momentum ``theta += momentum * v - lr * g``.
+        - 'adam' (scikit-learn's form): ``m = beta_1 m + (1 - beta_1) g``,
+          ``s = beta_2 s + (1 - beta_2) g**2``,
+          ``theta -= lr sqrt(1 - beta_2**t) / (1 - beta_1**t) * m / (sqrt(s) + epsilon)``.
+        - 'adagrad' (PyTorch's rule): ``s += g**2``;
+          ``theta -= lr * g / (sqrt(s) + epsilon)``.
+        - 'rmsprop' (PyTorch's rule, no momentum): ``s = rho s + (1 - rho) g**2``;
+          ``theta -= lr * g / (sqrt(s) + epsilon)``.
+        - 'adamw' (PyTorch's rule, decoupled weight decay):
+          ``theta *= 1 - lr * weight_decay``; ``m``, ``s`` as Adam;
+          ``theta -= lr / (1 - beta_1**t) * m / (sqrt(s) / sqrt(1 - beta_2**t) + epsilon)``.
+          The decay applies to every parameter, as PyTorch's default does.
+
+        PyTorch's defaults that differ from the shared parameters here:
+        ``lr=0.01`` for AdaGrad and RMSProp (``learning_rate_init`` is 0.001)
+        and ``eps=1e-10`` for AdaGrad (``epsilon`` is 1e-8).
 
     alpha : float, default=0.0001
         Strength of the L2 penalty ``0.5 * alpha * ||W||^2``, divided by the
@@ -830,7 +1159,8 @@ _COMMON_PARAMS = """
         ``min(200, n_samples)``. Ignored by 'lbfgs'.
 
     learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
-        Step-size schedule of 'sgd': constant ``learning_rate_init``;
+        Step-size schedule of every stochastic solver (scikit-learn applies it
+        to 'sgd' only; with the default 'constant' both agree): constant ``learning_rate_init``;
         ``learning_rate_init / (t + 1) ** power_t`` after each epoch, with ``t``
         the number of samples seen; or divided by 5 whenever
         ``n_iter_no_change`` epochs pass without improvement by ``tol``.
@@ -889,6 +1219,49 @@ _COMMON_PARAMS = """
 
     max_fun : int, default=15000
         Maximum number of loss evaluations of 'lbfgs'.
+
+    negative_slope : float, default=0.01
+        Slope of 'leaky_relu' for negative inputs (PyTorch's default).
+
+    dropout : float or array-like of shape (n_layers - 2,), default=0.0
+        Dropout rate of the hidden layers (one rate, or one per hidden layer),
+        in [0, 1). During training by a stochastic solver each hidden unit is
+        zeroed with that probability and the kept ones are scaled by
+        ``1 / (1 - rate)`` (inverted dropout); prediction uses every unit. The
+        masks come from a generator seeded from ``random_state``, so a seeded
+        fit is reproducible. 'lbfgs' ignores dropout.
+
+    weight_init : {'glorot_uniform', 'glorot_normal', 'he_uniform', \
+            'he_normal', 'uniform', 'normal'}, default='glorot_uniform'
+        Initial weights of a layer with ``fan_in`` inputs and ``fan_out``
+        outputs:
+
+        - 'glorot_uniform' (scikit-learn's scheme): W and b from U[-r, r],
+          ``r = sqrt(6 / (fan_in + fan_out))`` (``sqrt(2 / ...)`` for the
+          logistic activation).
+        - 'glorot_normal' (Xavier): W from N(0, 2 / (fan_in + fan_out)).
+        - 'he_uniform': W from U[-r, r], ``r = sqrt(6 / fan_in)``.
+        - 'he_normal': W from N(0, 2 / fan_in).
+        - 'uniform': W from U[-1, 1].
+        - 'normal': W from N(init_mean, init_std ** 2).
+
+        Biases start at zero except with 'glorot_uniform'.
+
+    init_mean : float, default=0.0
+        Mean of the 'normal' initialisation.
+
+    init_std : float, default=0.01
+        Standard deviation of the 'normal' initialisation.
+
+    rho : float, default=0.99
+        RMSProp's decay of the squared-gradient average (PyTorch's ``alpha``).
+
+    weight_decay : float, default=0.01
+        AdamW's decoupled weight decay (PyTorch's default).
+
+    track_train_score : bool, default=False
+        Also record the score on the training data in ``history_`` after every
+        epoch (one extra forward pass over the training data per epoch).
 """
 
 _COMMON_ATTRIBUTES = """
@@ -938,6 +1311,18 @@ _COMMON_ATTRIBUTES = """
 
     out_activation_ : str
         Activation of the output layer.
+
+    prelu_slopes_ : list of shape (n_layers - 2,)
+        With ``activation='prelu'``: the learned slope of every hidden unit,
+        one vector per hidden layer (views into the parameter vector).
+
+    history_ : dict of lists
+        One entry per epoch (per iteration for 'lbfgs'): 'epoch',
+        'train_loss', 'train_score' (with ``track_train_score``), 'val_loss'
+        and 'val_score' (the early-stopping split), 'eval_<i>_loss' and
+        'eval_<i>_score' for every ``eval_set`` entry, 'learning_rate' and
+        'time' (seconds since the fit began). Losses include the L2 term,
+        like ``loss_``. ``pandas.DataFrame(history_)`` makes a table of it.
 """
 
 _NOTES = """
@@ -971,6 +1356,14 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     ----------"""
         + _COMMON_PARAMS
         + """
+    class_weight : dict, 'balanced' or None, default=None
+        Weight of each class in the loss, multiplied into ``sample_weight``:
+        ``{label: weight}`` (classes not named weigh 1), or 'balanced' for
+        ``n_samples / (n_classes * np.bincount(y))``. Single-output targets
+        only; 'balanced' is not available in ``partial_fit``, whose batches
+        need not show the class frequencies (compute the weights once with
+        ``sklearn.utils.class_weight.compute_class_weight`` and pass a dict).
+
     Attributes
     ----------
     classes_ : ndarray or list of ndarray of shape (n_classes,)
@@ -1028,6 +1421,15 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        negative_slope=0.01,
+        dropout=0.0,
+        weight_init="glorot_uniform",
+        init_mean=0.0,
+        init_std=0.01,
+        rho=0.99,
+        weight_decay=0.01,
+        track_train_score=False,
+        class_weight=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -1054,7 +1456,55 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
+            negative_slope=negative_slope,
+            dropout=dropout,
+            weight_init=weight_init,
+            init_mean=init_mean,
+            init_std=init_std,
+            rho=rho,
+            weight_decay=weight_decay,
+            track_train_score=track_train_score,
         )
+        self.class_weight = class_weight
+
+    _parameter_constraints: dict = {
+        **BaseMultilayerPerceptron._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
+    def _encode_target(self, y):
+        """Labels as the output layer's targets (n_samples, n_outputs)."""
+        Y = self._label_binarizer.transform(y)
+        return Y.toarray() if sp.issparse(Y) else Y
+
+    def _decode_target(self, Y):
+        """Output-layer targets back to labels."""
+        if Y.shape[1] == 1:
+            Y = Y.ravel()
+        return self._label_binarizer.inverse_transform(Y)
+
+    def _effective_sample_weight(self, y, sample_weight, incremental):
+        """sample_weight times the weight of each sample's class."""
+        if self.class_weight is None:
+            return sample_weight
+        if self._label_binarizer.y_type_ == "multilabel-indicator":
+            raise ValueError("class_weight is not supported for multilabel targets.")
+        if incremental and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported for partial_fit. Compute "
+                "the weights once with sklearn.utils.class_weight."
+                "compute_class_weight and pass them as a dict."
+            )
+        labels = self._decode_target(y)
+        weights = compute_class_weight(self.class_weight, classes=self.classes_, y=labels)
+        per_sample = weights[np.searchsorted(self.classes_, labels)]
+        dtype = self._theta.dtype if hasattr(self, "_theta") else (
+            sample_weight.dtype if sample_weight is not None else np.float64
+        )
+        if sample_weight is not None:
+            dtype = sample_weight.dtype
+            return (sample_weight * per_sample).astype(dtype)
+        return per_sample.astype(dtype)
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
@@ -1228,11 +1678,21 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
     Parameters
     ----------
-    loss : {'squared_error', 'poisson'}, default='squared_error'
-        ``0.5 * mean((y - p) ** 2)``, or half the Poisson deviance
-        ``mean(y * log(y / p) - y + p)`` with ``p = exp(z)``.
+    loss : {'squared_error', 'poisson', 'absolute_error', 'huber'}, \
+            default='squared_error'
+        Per sample, with ``r = p - y`` and the mean over outputs:
+        ``0.5 * mean(r ** 2)``; half the Poisson deviance
+        ``sum(y * log(y / p) - y + p)`` with ``p = exp(z)``; ``mean(|r|)``; or
+        Huber's ``mean(h(r))`` with ``h(r) = r ** 2 / 2`` for
+        ``|r| <= huber_delta`` and ``huber_delta * (|r| - huber_delta / 2)``
+        beyond. As in scikit-learn, the training gradient of the regression
+        losses is that of the sum over outputs.
 """
         + _COMMON_PARAMS
+        + """
+    huber_delta : float, default=1.0
+        Threshold of the Huber loss (PyTorch's ``delta``).
+"""
         + """
     Attributes
     ----------"""
@@ -1264,7 +1724,8 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
     _parameter_constraints: dict = {
         **BaseMultilayerPerceptron._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "poisson"})],
+        "loss": [StrOptions({"squared_error", "poisson", "absolute_error", "huber"})],
+        "huber_delta": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -1294,6 +1755,15 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        negative_slope=0.01,
+        dropout=0.0,
+        weight_init="glorot_uniform",
+        init_mean=0.0,
+        init_std=0.01,
+        rho=0.99,
+        weight_decay=0.01,
+        track_train_score=False,
+        huber_delta=1.0,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -1320,7 +1790,16 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
+            negative_slope=negative_slope,
+            dropout=dropout,
+            weight_init=weight_init,
+            init_mean=init_mean,
+            init_std=init_std,
+            rho=rho,
+            weight_decay=weight_decay,
+            track_train_score=track_train_score,
         )
+        self.huber_delta = huber_delta
 
     def predict(self, X):
         """Predict using the multilayer perceptron model.
@@ -1348,6 +1827,14 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         return self._score_with_function(
             X, y, sample_weight=sample_weight, score_function=r2_score
         )
+
+    def _encode_target(self, y):
+        """Targets as the output layer's (n_samples, n_outputs)."""
+        y = np.asarray(y)
+        return y.reshape(y.shape[0], -1)
+
+    def _decode_target(self, Y):
+        return Y.ravel() if Y.shape[1] == 1 else Y
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(

@@ -8,25 +8,28 @@ per fit; then it calls
 * ``_train_epoch`` once per epoch for the stochastic solvers: it gathers each
   shuffled mini-batch, runs forward / loss / backward / update for every batch
   with the GIL released, and allocates nothing;
-* ``_loss_grad`` once per function evaluation of L-BFGS: loss and gradient over
-  the whole training set, processed in row blocks;
+* ``_loss_grad`` once per function evaluation of L-BFGS (and for the loss of
+  evaluation sets): loss and gradient over a whole data set, in row blocks;
 * ``_predict`` for ``predict`` / ``predict_proba``: the forward pass in row blocks.
 
 Parameters live in one flat vector ``theta`` laid out as
-``[W_0, b_0, W_1, b_1, ...]``; ``W_i`` is row-major with shape
-(units[i], units[i + 1]). Gradients and optimizer state share that layout, so
-every optimizer update is one loop over a vector.
+``[W_0, b_0, W_1, b_1, ..., a_1, a_2, ...]``; ``W_i`` is row-major with shape
+(units[i], units[i + 1]); ``a_l`` are the PReLU slopes of hidden layer ``l``
+(present only with ``activation='prelu'``). Gradients and optimizer state share
+that layout, so every optimizer update is one loop over a vector.
 
-Layer activations and deltas live in two flat workspaces laid out alike: layer
-``l`` (1 <= l < n_layers) starts at ``act_off[l]`` and holds up to ``cap`` rows
-of ``units[l]`` values. ``delta`` at layer ``l`` is the gradient of the summed,
-weighted loss with respect to the pre-activation of layer ``l``.
+Layer buffers (activations, deltas, and with PReLU or dropout the auxiliary
+values and masks) are flat workspaces laid out alike: layer ``l``
+(1 <= l < n_layers) starts at ``act_off[l]`` and holds up to ``cap`` rows of
+``units[l]`` values.
 
 Notation in the comments: ``A_l`` is the activation of layer ``l`` (``A_0`` is
-the input batch), ``Z_l = A_{l-1} @ W_{l-1} + b_{l-1}``, ``D_l`` the delta.
+the input batch), ``Z_l = A_{l-1} @ W_{l-1} + b_{l-1}``, ``D_l`` the gradient
+of the summed, weighted loss with respect to ``Z_l``.
 """
 from cython cimport floating
-from libc.math cimport exp, expf, log, logf, tanh, tanhf, sqrt, sqrtf, pow
+from libc.math cimport exp, expf, log, logf, tanh, tanhf, sqrt, sqrtf, pow, fabs
+from libc.stdint cimport uint64_t
 from libc.string cimport memcpy, memset
 
 from skmlp._blas cimport _gemm, _axpy, _dot, NoTrans, Trans
@@ -34,7 +37,6 @@ from skmlp._blas cimport _gemm, _axpy, _dot, NoTrans, Trans
 ctypedef Py_ssize_t intp
 
 
-# Activation codes (the Python side maps names to these).
 cpdef enum Activation:
     IDENTITY = 0
     LOGISTIC = 1
@@ -42,18 +44,23 @@ cpdef enum Activation:
     RELU = 3
     SOFTMAX = 4
     EXP = 5
+    LEAKY_RELU = 6
+    PRELU = 7
 
-# Loss codes.
 cpdef enum Loss:
     SQUARED_ERROR = 0
     POISSON = 1
     LOG_LOSS = 2         # softmax output, categorical cross-entropy
     BINARY_LOG_LOSS = 3  # logistic output(s), binary cross-entropy per output
+    ABSOLUTE_ERROR = 4
+    HUBER = 5
 
-# Stochastic solver codes.
 cpdef enum Solver:
     SGD = 0
     ADAM = 1
+    ADAGRAD = 2
+    RMSPROP = 3
+    ADAMW = 4
 
 
 cdef struct Net:
@@ -62,10 +69,15 @@ cdef struct Net:
     const intp *units       # units[l], l = 0 .. n_layers - 1
     const intp *coef_off    # offset of W_i in theta, i = 0 .. n_layers - 2
     const intp *bias_off    # offset of b_i in theta
-    const intp *act_off     # offset of layer l in act / delta workspaces
+    const intp *slope_off   # offset of the PReLU slopes of hidden layer l
+    const intp *act_off     # offset of layer l in the layer workspaces
+    const double *dropout   # dropout rate of layer l; NULL: no dropout
+    uint64_t *rng           # state of the dropout mask generator
     int hidden_act
     int out_act
     int loss
+    double negative_slope   # of leaky_relu
+    double huber_delta
 
 
 cdef struct Rows:
@@ -126,12 +138,36 @@ cdef inline floating _sqrt(floating x) noexcept nogil:
         return sqrt(x)
 
 
+cdef inline double _uniform(uint64_t *state) noexcept nogil:
+    """A uniform draw from [0, 1): SplitMix64, top 53 bits."""
+    state[0] += <uint64_t>0x9E3779B97F4A7C15
+    cdef uint64_t z = state[0]
+    z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9
+    z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EB
+    z = z ^ (z >> 31)
+    return (z >> 11) * (1.0 / 9007199254740992.0)
+
+
+cdef void _prelu(floating *Z, const floating *a, intp n_rows,
+                 intp n_cols) noexcept nogil:
+    """Z = np.maximum(Z, 0) + a * np.minimum(Z, 0), a of shape (n_cols,)."""
+    cdef intp i, j
+    cdef floating *z
+    for i in range(n_rows):
+        z = Z + i * n_cols
+        for j in range(n_cols):
+            if z[j] < 0:
+                z[j] = a[j] * z[j]
+
+
 cdef void _bias_activation(floating *Z, const floating *b, intp n_rows,
-                           intp n_cols, int act) noexcept nogil:
-    """Z += b; Z = act(Z), in one pass over Z (n_rows, n_cols)."""
+                           intp n_cols, int act,
+                           double negative_slope) noexcept nogil:
+    """Z += b; Z = act(Z), in one pass over Z (n_rows, n_cols); not PReLU."""
     cdef intp i, j
     cdef floating *z
     cdef floating zmax, total
+    cdef floating ns = <floating>negative_slope
     for i in range(n_rows):
         z = Z + i * n_cols
         for j in range(n_cols):
@@ -140,6 +176,10 @@ cdef void _bias_activation(floating *Z, const floating *b, intp n_rows,
             for j in range(n_cols):
                 if z[j] < 0:
                     z[j] = 0
+        elif act == LEAKY_RELU:
+            for j in range(n_cols):
+                if z[j] < 0:
+                    z[j] = ns * z[j]
         elif act == LOGISTIC:
             for j in range(n_cols):
                 z[j] = _logistic(z[j])
@@ -164,14 +204,20 @@ cdef void _bias_activation(floating *Z, const floating *b, intp n_rows,
 
 
 cdef void _activation_derivative(const floating *A, floating *D, intp n,
-                                 int act) noexcept nogil:
-    """D *= act'(Z), written with the activation A = act(Z)."""
+                                 int act, double negative_slope) noexcept nogil:
+    """D *= act'(Z), written with the activation A = act(Z) (not PReLU)."""
     cdef intp j
+    cdef floating ns = <floating>negative_slope
     if act == RELU:
         # D[A == 0] = 0
         for j in range(n):
             if A[j] == 0:
                 D[j] = 0
+    elif act == LEAKY_RELU:
+        # D[A <= 0] *= negative_slope   (A > 0 exactly where Z > 0)
+        for j in range(n):
+            if A[j] <= 0:
+                D[j] = D[j] * ns
     elif act == LOGISTIC:
         # D *= A; D *= 1 - A
         for j in range(n):
@@ -213,16 +259,26 @@ cdef void _sparse_grad(const floating *data, Rows rows, const floating *D,
 
 
 cdef void _forward(const Net *net, const floating *theta, const floating *X,
-                   Rows rows, floating *act) noexcept nogil:
-    """Fill every layer's activation for one batch of ``rows.n`` rows."""
-    cdef intp i, fan_in, fan_out, n = rows.n
+                   Rows rows, floating *act, floating *aux,
+                   floating *mask) noexcept nogil:
+    """Fill every layer's activation for one batch of ``rows.n`` rows.
+
+    With PReLU, ``aux`` keeps each hidden layer's pre-activation Z; with
+    dropout (``net.dropout`` not NULL), ``aux`` keeps the activation before
+    dropout and ``mask`` the factors (0 or 1 / (1 - p)) it was multiplied by.
+    """
+    cdef intp i, j, fan_in, fan_out, n = rows.n, size
     cdef const floating *W
     cdef const floating *A
     cdef floating *Z
     cdef int code
+    cdef double p
+    cdef floating scale
+    cdef bint hidden
     for i in range(net.n_layers - 1):
         fan_in = net.units[i]
         fan_out = net.units[i + 1]
+        size = n * fan_out
         W = theta + net.coef_off[i]
         Z = act + net.act_off[i + 1]
         if i == 0:
@@ -239,32 +295,60 @@ cdef void _forward(const Net *net, const floating *theta, const floating *X,
             _gemm(NoTrans, NoTrans, <int>n, <int>fan_out, <int>fan_in,
                   <floating>1, A, <int>fan_in, W, <int>fan_out,
                   <floating>0, Z, <int>fan_out)
-        code = net.out_act if i == net.n_layers - 2 else net.hidden_act
-        _bias_activation(Z, theta + net.bias_off[i], n, fan_out, code)
+        hidden = i < net.n_layers - 2
+        code = net.hidden_act if hidden else net.out_act
+        if hidden and code == PRELU:
+            # Z += b; aux = Z; Z = max(Z, 0) + a * min(Z, 0)
+            _bias_activation(Z, theta + net.bias_off[i], n, fan_out, IDENTITY, 0)
+            if aux != NULL:
+                memcpy(aux + net.act_off[i + 1], Z, size * sizeof(floating))
+            _prelu(Z, theta + net.slope_off[i + 1], n, fan_out)
+        else:
+            _bias_activation(Z, theta + net.bias_off[i], n, fan_out, code,
+                             net.negative_slope)
+        if hidden and net.dropout != NULL and net.dropout[i + 1] > 0:
+            p = net.dropout[i + 1]
+            scale = <floating>(1.0 / (1.0 - p))
+            if code != PRELU:
+                memcpy(aux + net.act_off[i + 1], Z, size * sizeof(floating))
+            for j in range(size):
+                # inverted dropout: keep with probability 1 - p, scale by 1/(1-p)
+                if _uniform(net.rng) < p:
+                    mask[net.act_off[i + 1] + j] = 0
+                    Z[j] = 0
+                else:
+                    mask[net.act_off[i + 1] + j] = scale
+                    Z[j] = Z[j] * scale
 
 
 cdef double _loss_output_delta(const Net *net, const floating *Y,
                                const floating *sw, intp n,
                                floating *act, floating *delta) noexcept nogil:
-    """Weighted sum of per-sample losses; D_last = sw[:, None] * (P - Y).
+    """Weighted sum of per-sample losses; D_last = sw[:, None] * dloss/dZ_last.
 
-    The output error P - Y is the derivative of each loss with respect to the
-    pre-activation of its canonical output (softmax / logistic for log-loss,
-    identity for squared error, exp for Poisson). Per-sample losses:
+    For the canonical output of each log-loss / squared error / Poisson, the
+    output error is P - Y. Per-sample losses (mean over the n_out outputs for
+    the regression losses, as scikit-learn reports its squared error):
 
-    * squared error: 0.5 * mean_k (y_k - p_k) ** 2
-    * Poisson: sum_k xlogy(y_k, y_k / p_k) - y_k + p_k
-    * log-loss: -sum_k xlogy(y_k, clip(p_k))
+    * squared error: 0.5 * mean_k (y_k - p_k) ** 2,           D = p - y
+    * absolute error: mean_k |y_k - p_k|,                      D = sign(p - y)
+    * Huber: mean_k h(p_k - y_k), h(r) = r**2 / 2 for |r| <= delta,
+      delta * (|r| - delta / 2) beyond,                        D = clip(p - y, +-delta)
+    * Poisson: sum_k xlogy(y_k, y_k / p_k) - y_k + p_k,         D = p - y
+    * log-loss: -sum_k xlogy(y_k, clip(p_k)),                   D = p - y
     * binary log-loss: -sum_k xlogy(y_k, clip(p_k)) + xlogy(1 - y_k, 1 - clip(p_k))
 
-    with clip(p) = np.clip(p, eps, 1 - eps), eps = np.finfo(dtype).eps.
+    with clip(p) = np.clip(p, eps, 1 - eps), eps = np.finfo(dtype).eps. As in
+    scikit-learn, D of the regression losses is the gradient of the sum (not
+    the mean) over outputs.
     """
     cdef intp last = net.n_layers - 1
     cdef intp n_out = net.units[last]
     cdef floating *P = act + net.act_off[last]
     cdef floating *D = delta + net.act_off[last]
     cdef intp i, k, j
-    cdef floating y, p, w, eps
+    cdef floating y, p, w, eps, r
+    cdef floating hd = <floating>net.huber_delta
     cdef double row_loss, total = 0
     if floating is float:
         eps = 1.1920928955078125e-07
@@ -276,8 +360,20 @@ cdef double _loss_output_delta(const Net *net, const floating *Y,
             j = i * n_out + k
             y = Y[j]
             p = P[j]
+            D[j] = p - y
             if net.loss == SQUARED_ERROR:
                 row_loss += (y - p) * (y - p)
+            elif net.loss == ABSOLUTE_ERROR:
+                r = p - y
+                row_loss += fabs(r)
+                D[j] = 1 if r > 0 else (-1 if r < 0 else 0)
+            elif net.loss == HUBER:
+                r = p - y
+                if fabs(r) <= hd:
+                    row_loss += 0.5 * r * r
+                else:
+                    row_loss += hd * (fabs(r) - 0.5 * hd)
+                    D[j] = hd if r > 0 else -hd
             elif net.loss == POISSON:
                 if y != 0:
                     row_loss += y * log(y / <double>p)
@@ -290,9 +386,10 @@ cdef double _loss_output_delta(const Net *net, const floating *Y,
                     row_loss -= y * _log_clipped(p, eps)
                 if y != 1:
                     row_loss -= (1 - y) * _log_clipped(1 - p, eps)
-            D[j] = p - y
         if net.loss == SQUARED_ERROR:
             row_loss *= 0.5 / n_out
+        elif net.loss == ABSOLUTE_ERROR or net.loss == HUBER:
+            row_loss /= n_out
         if sw != NULL:
             w = sw[i]
             row_loss *= w
@@ -304,8 +401,10 @@ cdef double _loss_output_delta(const Net *net, const floating *Y,
 
 cdef void _backward(const Net *net, const floating *theta, const floating *X,
                     Rows rows, const floating *act, floating *delta,
+                    const floating *aux, const floating *mask,
                     floating *grad, bint accumulate) noexcept nogil:
-    """Unnormalised gradients: G_i (+)= A_i.T @ D_{i+1}, g_i (+)= D_{i+1}.sum(0).
+    """Unnormalised gradients: G_i (+)= A_i.T @ D_{i+1}, g_i (+)= D_{i+1}.sum(0),
+    and for PReLU the slopes' gradient (+)= (dL/dA * min(Z, 0)).sum(0).
 
     ``delta`` must hold the output error; deltas of the hidden layers are
     computed here. The delta of the input layer is never computed.
@@ -314,9 +413,14 @@ cdef void _backward(const Net *net, const floating *theta, const floating *X,
     cdef const floating *A
     cdef const floating *W
     cdef floating *D
+    cdef floating *Dp
     cdef floating *G
     cdef floating *g
     cdef const floating *d
+    cdef const floating *Zp
+    cdef const floating *a
+    cdef floating *ga
+    cdef bint dropped
     for i in range(net.n_layers - 2, -1, -1):
         fan_in = net.units[i]
         fan_out = net.units[i + 1]
@@ -340,15 +444,37 @@ cdef void _backward(const Net *net, const floating *theta, const floating *X,
             d = D + r * fan_out
             for j in range(fan_out):
                 g[j] += d[j]
-        if i > 0:
-            W = theta + net.coef_off[i]
-            # D_prev = D @ W.T
-            _gemm(NoTrans, Trans, <int>n, <int>fan_in, <int>fan_out,
-                  <floating>1, D, <int>fan_out, W, <int>fan_out,
-                  <floating>0, delta + net.act_off[i], <int>fan_in)
-            # D_prev *= act'(Z_i)
-            _activation_derivative(act + net.act_off[i], delta + net.act_off[i],
-                                   n * fan_in, net.hidden_act)
+        if i == 0:
+            break
+        # Delta of hidden layer i.
+        W = theta + net.coef_off[i]
+        Dp = delta + net.act_off[i]
+        # Dp = D @ W.T   (the gradient with respect to A_i)
+        _gemm(NoTrans, Trans, <int>n, <int>fan_in, <int>fan_out,
+              <floating>1, D, <int>fan_out, W, <int>fan_out,
+              <floating>0, Dp, <int>fan_in)
+        dropped = net.dropout != NULL and net.dropout[i] > 0
+        if dropped:
+            # Dp *= mask   (the gradient with respect to A_i before dropout)
+            for j in range(n * fan_in):
+                Dp[j] = Dp[j] * mask[net.act_off[i] + j]
+        if net.hidden_act == PRELU:
+            # ga (+)= (Dp * min(Z, 0)).sum(0);  Dp *= where(Z > 0, 1, a)
+            Zp = aux + net.act_off[i]
+            a = theta + net.slope_off[i]
+            ga = grad + net.slope_off[i]
+            if not accumulate:
+                memset(ga, 0, fan_in * sizeof(floating))
+            for r in range(n):
+                for j in range(fan_in):
+                    if Zp[r * fan_in + j] < 0:
+                        ga[j] += Dp[r * fan_in + j] * Zp[r * fan_in + j]
+                        Dp[r * fan_in + j] = Dp[r * fan_in + j] * a[j]
+        else:
+            # Dp *= act'(Z_i), from the activation before dropout
+            _activation_derivative(
+                (aux if dropped else act) + net.act_off[i], Dp, n * fan_in,
+                net.hidden_act, net.negative_slope)
 
 
 cdef double _finish_gradient(const Net *net, const floating *theta,
@@ -357,6 +483,7 @@ cdef double _finish_gradient(const Net *net, const floating *theta,
     """Add the L2 penalty and normalise; return the loss.
 
     grad_W = (G + alpha * W) / sw_sum;  grad_b = g / sw_sum;
+    grad_a = ga / sw_sum (PReLU slopes carry no penalty);
     loss = loss_sum / sw_sum + 0.5 * alpha * sum_i ||W_i||^2 / sw_sum.
     """
     cdef intp i, j, size, fan_out
@@ -382,12 +509,28 @@ cdef double _finish_gradient(const Net *net, const floating *theta,
                 G[j] = G[j] / s
         for j in range(fan_out):
             g[j] = g[j] / s
+        if net.hidden_act == PRELU and i > 0:
+            g = grad + net.slope_off[i]
+            for j in range(net.units[i]):
+                g[j] = g[j] / s
     return loss_sum / sw_sum + (0.5 * alpha) * penalty / sw_sum
 
 
 # ---------------------------------------------------------------------------
 # Optimizer updates: one flat loop over the parameter vector
 # ---------------------------------------------------------------------------
+
+cdef struct Opt:
+    int solver
+    double lr             # current step size (after the schedule)
+    double momentum
+    bint nesterov
+    double beta_1
+    double beta_2
+    double epsilon
+    double rho            # RMSProp's decay of the squared-gradient average
+    double weight_decay   # AdamW's decoupled weight decay
+
 
 cdef void _sgd_update(floating *theta, const floating *grad, floating *velocity,
                       intp n, double lr, double momentum,
@@ -409,7 +552,7 @@ cdef void _sgd_update(floating *theta, const floating *grad, floating *velocity,
 cdef void _adam_update(floating *theta, const floating *grad, floating *m,
                        floating *v, intp n, double lr_t, double beta_1,
                        double beta_2, double epsilon) noexcept nogil:
-    """Adam with bias correction folded into the step size lr_t:
+    """Adam as scikit-learn writes it, bias correction folded into lr_t:
 
     m = beta_1 * m + (1 - beta_1) * g;  v = beta_2 * v + (1 - beta_2) * g ** 2
     theta += -lr_t * m / (sqrt(v) + epsilon)
@@ -430,28 +573,155 @@ cdef void _adam_update(floating *theta, const floating *grad, floating *m,
                               + (-lr_t * <double>m[j]) / <double>(_sqrt(v[j]) + eps))
 
 
+cdef void _adagrad_update(floating *theta, const floating *grad, floating *s,
+                          intp n, double lr, double epsilon) noexcept nogil:
+    """AdaGrad (PyTorch's rule, no lr decay): s += g ** 2; theta -= lr * g / (sqrt(s) + eps)."""
+    cdef intp j
+    cdef floating eta = <floating>lr
+    cdef floating eps = <floating>epsilon
+    cdef floating g
+    for j in range(n):
+        g = grad[j]
+        s[j] += g * g
+        theta[j] -= eta * g / (_sqrt(s[j]) + eps)
+
+
+cdef void _rmsprop_update(floating *theta, const floating *grad, floating *s,
+                          intp n, double lr, double rho,
+                          double epsilon) noexcept nogil:
+    """RMSProp (PyTorch's rule, no momentum, not centred):
+
+    s = rho * s + (1 - rho) * g ** 2;  theta -= lr * g / (sqrt(s) + eps)
+    """
+    cdef intp j
+    cdef floating eta = <floating>lr
+    cdef floating r = <floating>rho
+    cdef floating c = <floating>(1 - rho)
+    cdef floating eps = <floating>epsilon
+    cdef floating g
+    for j in range(n):
+        g = grad[j]
+        s[j] = r * s[j] + c * (g * g)
+        theta[j] -= eta * g / (_sqrt(s[j]) + eps)
+
+
+cdef void _adamw_update(floating *theta, const floating *grad, floating *m,
+                        floating *v, intp n, long long t, double lr,
+                        double beta_1, double beta_2, double epsilon,
+                        double weight_decay) noexcept nogil:
+    """AdamW (PyTorch's rule; Loshchilov & Hutter's decoupled weight decay):
+
+    theta *= 1 - lr * weight_decay
+    m = beta_1 * m + (1 - beta_1) * g;  v = beta_2 * v + (1 - beta_2) * g ** 2
+    theta -= lr / (1 - beta_1 ** t) * m / (sqrt(v) / sqrt(1 - beta_2 ** t) + eps)
+    """
+    cdef intp j
+    cdef floating b1 = <floating>beta_1
+    cdef floating b2 = <floating>beta_2
+    cdef floating c1 = <floating>(1 - beta_1)
+    cdef floating c2 = <floating>(1 - beta_2)
+    cdef floating eps = <floating>epsilon
+    cdef floating decay = <floating>(1 - lr * weight_decay)
+    cdef floating step = <floating>(lr / (1 - pow(beta_1, <double>t)))
+    cdef floating root_bc2 = <floating>sqrt(1 - pow(beta_2, <double>t))
+    cdef floating g
+    for j in range(n):
+        g = grad[j]
+        theta[j] = theta[j] * decay
+        m[j] = b1 * m[j] + c1 * g
+        v[j] = b2 * v[j] + c2 * (g * g)
+        theta[j] -= step * m[j] / (_sqrt(v[j]) / root_bc2 + eps)
+
+
+cdef long long _update(const Opt *opt, floating *theta, const floating *grad,
+                       floating *state_1, floating *state_2, intp n,
+                       long long t) noexcept nogil:
+    """Apply one optimizer step; return the new step count t."""
+    cdef double lr_t
+    t += 1
+    if opt.solver == SGD:
+        _sgd_update(theta, grad, state_1, n, opt.lr, opt.momentum, opt.nesterov)
+    elif opt.solver == ADAM:
+        lr_t = (opt.lr * sqrt(1 - pow(opt.beta_2, <double>t))
+                / (1 - pow(opt.beta_1, <double>t)))
+        _adam_update(theta, grad, state_1, state_2, n, lr_t, opt.beta_1,
+                     opt.beta_2, opt.epsilon)
+    elif opt.solver == ADAGRAD:
+        _adagrad_update(theta, grad, state_1, n, opt.lr, opt.epsilon)
+    elif opt.solver == RMSPROP:
+        _rmsprop_update(theta, grad, state_1, n, opt.lr, opt.rho, opt.epsilon)
+    else:
+        _adamw_update(theta, grad, state_1, state_2, n, t, opt.lr, opt.beta_1,
+                      opt.beta_2, opt.epsilon, opt.weight_decay)
+    return t
+
+
 # ---------------------------------------------------------------------------
 # Entry points called from Python
 # ---------------------------------------------------------------------------
 
+cdef class NetSpec:
+    """The static description of a network the kernels need (built once per fit).
+
+    Parameters: intp arrays ``units``, ``coef_off``, ``bias_off``,
+    ``slope_off`` (length n_layers; used with PReLU), a float64 array
+    ``dropout`` (rate per layer, zeros for input and output), the activation
+    and loss codes, ``negative_slope`` and ``huber_delta``.
+    """
+    cdef const intp[::1] units
+    cdef const intp[::1] coef_off
+    cdef const intp[::1] bias_off
+    cdef const intp[::1] slope_off
+    cdef const double[::1] dropout
+    cdef bint has_dropout
+    cdef public int hidden_act
+    cdef public int out_act
+    cdef public int loss
+    cdef public double negative_slope
+    cdef public double huber_delta
+
+    def __init__(self, units, coef_off, bias_off, slope_off, dropout,
+                 int hidden_act, int out_act, int loss, double negative_slope,
+                 double huber_delta):
+        self.units = units
+        self.coef_off = coef_off
+        self.bias_off = bias_off
+        self.slope_off = slope_off
+        self.dropout = dropout
+        self.has_dropout = any(r > 0 for r in dropout)
+        self.hidden_act = hidden_act
+        self.out_act = out_act
+        self.loss = loss
+        self.negative_slope = negative_slope
+        self.huber_delta = huber_delta
+
+    cdef Net make(self, const intp[::1] act_off, bint training,
+                  uint64_t *rng):
+        cdef Net net
+        net.n_layers = self.units.shape[0]
+        net.units = &self.units[0]
+        net.coef_off = &self.coef_off[0]
+        net.bias_off = &self.bias_off[0]
+        net.slope_off = &self.slope_off[0]
+        net.act_off = &act_off[0]
+        net.dropout = &self.dropout[0] if (training and self.has_dropout and rng != NULL) else NULL
+        net.rng = rng
+        net.hidden_act = self.hidden_act
+        net.out_act = self.out_act
+        net.loss = self.loss
+        net.negative_slope = self.negative_slope
+        net.huber_delta = self.huber_delta
+        return net
+
+
 cdef inline const floating *_data_ptr(const floating[::1] data) noexcept nogil:
-    """Start of a CSR data array, NULL when it holds no entry."""
+    """Start of an array, NULL when it holds no entry."""
     return &data[0] if data.shape[0] > 0 else NULL
 
 
-cdef Net _make_net(const intp[::1] units, const intp[::1] coef_off,
-                   const intp[::1] bias_off, const intp[::1] act_off,
-                   int hidden_act, int out_act, int loss):
-    cdef Net net
-    net.n_layers = units.shape[0]
-    net.units = &units[0]
-    net.coef_off = &coef_off[0]
-    net.bias_off = &bias_off[0]
-    net.act_off = &act_off[0]
-    net.hidden_act = hidden_act
-    net.out_act = out_act
-    net.loss = loss
-    return net
+cdef inline floating *_buf_ptr(floating[::1] data) noexcept nogil:
+    """Start of a workspace, NULL when it is unused (empty)."""
+    return &data[0] if data.shape[0] > 0 else NULL
 
 
 cdef Rows _make_rows(bint sparse, const intp[::1] indices,
@@ -467,6 +737,12 @@ cdef Rows _make_rows(bint sparse, const intp[::1] indices,
 
 
 def _train_epoch(
+    NetSpec spec,
+    double alpha,
+    # optimizer: code, step size, momentum, nesterov, beta_1, beta_2, epsilon,
+    # rho, weight_decay (a tuple; unused entries are ignored)
+    tuple opt_params,
+    long long t,                          # optimizer steps taken so far
     # data: dense X (n, n_features), or CSR parts with X of shape (0, 0)
     const floating[:, ::1] X,
     const floating[::1] X_data,
@@ -478,46 +754,42 @@ def _train_epoch(
     const intp[::1] order,                # IN sample order of this epoch
     bint gather,                          # order is not 0..n-1: gather rows
     intp batch_size,
-    # network
     floating[::1] theta,                  # IN/OUT parameters
     floating[::1] grad,                   # OUT workspace, theta's layout
-    const intp[::1] units,
-    const intp[::1] coef_off,
-    const intp[::1] bias_off,
-    const intp[::1] act_off,
-    int hidden_act, int out_act, int loss, double alpha,
-    # optimizer
-    int solver, double learning_rate, double momentum, bint nesterov,
-    double beta_1, double beta_2, double epsilon, long long adam_t,
-    floating[::1] state_1,                # IN/OUT velocity (SGD) or m (Adam)
-    floating[::1] state_2,                # IN/OUT v (Adam)
+    floating[::1] state_1,                # IN/OUT optimizer state
+    floating[::1] state_2,                # IN/OUT optimizer state (or empty)
+    uint64_t[::1] rng_state,              # IN/OUT dropout generator (or empty)
     # workspace
-    floating[::1] act,                    # OUT (cap rows per layer)
+    const intp[::1] act_off,
+    floating[::1] act,                    # OUT (batch_size rows per layer)
     floating[::1] delta,                  # OUT
+    floating[::1] aux,                    # OUT PReLU / dropout (or empty)
+    floating[::1] mask,                   # OUT dropout (or empty)
     floating[:, ::1] X_buf,               # OUT (batch_size, n_features), dense
     floating[:, ::1] Y_buf,               # OUT (batch_size, n_outputs)
     floating[::1] sw_buf,                 # OUT (batch_size,) when weighted
 ):
-    """One epoch of mini-batch training; returns (sum of batch_loss * batch_len, adam_t).
+    """One epoch of mini-batch training; returns (sum of batch_loss * batch_len, t).
 
     ``batch_loss`` is the mean (weighted) loss of a batch plus its L2 term, as
     scikit-learn reports it; the caller divides the sum by n_samples.
     """
-    cdef Net net = _make_net(units, coef_off, bias_off, act_off,
-                             hidden_act, out_act, loss)
+    cdef uint64_t *rng = &rng_state[0] if rng_state.shape[0] > 0 else NULL
+    cdef Net net = spec.make(act_off, True, rng)
+    cdef Opt opt
+    opt.solver, opt.lr, opt.momentum, opt.nesterov, opt.beta_1, opt.beta_2, \
+        opt.epsilon, opt.rho, opt.weight_decay = opt_params
     cdef Rows rows = _make_rows(sparse, X_indices, X_indptr)
     cdef intp n_samples = order.shape[0]
-    cdef intp n_features = units[0]
-    cdef intp n_out = units[units.shape[0] - 1]
+    cdef intp n_features = net.units[0]
+    cdef intp n_out = net.units[net.n_layers - 1]
     cdef intp n_params = theta.shape[0]
     cdef bint weighted = sample_weight.shape[0] > 0
     cdef const floating *Xb
     cdef const floating *Yb
     cdef const floating *swb
     cdef intp start, stop, n, r, idx
-    cdef double batch_loss, sw_sum, lr_t, accumulated = 0
-    cdef floating *m = &state_1[0]
-    cdef floating *v = &state_2[0] if state_2.shape[0] > 0 else NULL
+    cdef double batch_loss, sw_sum, accumulated = 0
 
     with nogil:
         start = 0
@@ -559,28 +831,23 @@ def _train_epoch(
             else:
                 sw_sum = n
 
-            _forward(&net, &theta[0], Xb, rows, &act[0])
+            _forward(&net, &theta[0], Xb, rows, &act[0], _buf_ptr(aux),
+                     _buf_ptr(mask))
             batch_loss = _loss_output_delta(&net, Yb, swb, n, &act[0], &delta[0])
-            _backward(&net, &theta[0], Xb, rows, &act[0], &delta[0], &grad[0],
-                      False)
+            _backward(&net, &theta[0], Xb, rows, &act[0], &delta[0],
+                      _buf_ptr(aux), _buf_ptr(mask), &grad[0], False)
             batch_loss = _finish_gradient(&net, &theta[0], &grad[0], batch_loss,
                                           alpha, sw_sum)
             accumulated += batch_loss * n
-
-            if solver == SGD:
-                _sgd_update(&theta[0], &grad[0], m, n_params, learning_rate,
-                            momentum, nesterov)
-            else:
-                adam_t += 1
-                lr_t = (learning_rate * sqrt(1 - pow(beta_2, <double>adam_t))
-                        / (1 - pow(beta_1, <double>adam_t)))
-                _adam_update(&theta[0], &grad[0], m, v, n_params, lr_t,
-                             beta_1, beta_2, epsilon)
+            t = _update(&opt, &theta[0], &grad[0], &state_1[0],
+                        _buf_ptr(state_2), n_params, t)
             start = stop
-    return accumulated, adam_t
+    return accumulated, t
 
 
 def _loss_grad(
+    NetSpec spec,
+    double alpha,
     const floating[:, ::1] X,
     const floating[::1] X_data,
     const intp[::1] X_indices,
@@ -589,30 +856,34 @@ def _loss_grad(
     const floating[:, ::1] Y,             # IN (n, n_outputs)
     const floating[::1] sample_weight,    # IN (n,) or empty
     const floating[::1] theta,            # IN
-    floating[::1] grad,                   # OUT
-    const intp[::1] units,
-    const intp[::1] coef_off,
-    const intp[::1] bias_off,
-    const intp[::1] act_off,
-    int hidden_act, int out_act, int loss, double alpha,
+    floating[::1] grad,                   # OUT (or empty: loss only)
+    uint64_t[::1] rng_state,              # IN dropout seed (or empty: none)
     intp cap,                             # rows per block of the workspaces
+    const intp[::1] act_off,
     floating[::1] act,                    # OUT workspace
     floating[::1] delta,                  # OUT workspace
+    floating[::1] aux,                    # OUT workspace (or empty)
+    floating[::1] mask,                   # OUT workspace (or empty)
 ):
-    """Loss and gradient over the whole data set (for L-BFGS); returns the loss.
+    """Loss and gradient over the whole data set; returns the loss.
 
     Rows are processed in blocks of ``cap``; gradients are summed over blocks
-    and normalised once, which equals the full-batch gradient.
+    and normalised once, which equals the full-batch gradient. With an empty
+    ``grad`` only the loss is computed. With a non-empty ``rng_state`` the
+    dropout masks are drawn from a copy of it, so repeated calls with the same
+    state see the same masks (a fixed-mask objective, for gradient checks).
     """
-    cdef Net net = _make_net(units, coef_off, bias_off, act_off,
-                             hidden_act, out_act, loss)
+    cdef uint64_t seed = rng_state[0] if rng_state.shape[0] > 0 else 0
+    cdef Net net = spec.make(act_off, rng_state.shape[0] > 0, &seed)
     cdef Rows rows = _make_rows(sparse, X_indices, X_indptr)
     cdef intp n_samples = Y.shape[0]
     cdef bint weighted = sample_weight.shape[0] > 0
+    cdef bint with_grad = grad.shape[0] > 0
     cdef intp start, stop, r
     cdef const floating *Xb
     cdef const floating *swb
-    cdef double loss_sum = 0, sw_sum = 0, result
+    cdef double loss_sum = 0, sw_sum = 0, result, penalty = 0
+    cdef intp i, size
 
     with nogil:
         start = 0
@@ -624,45 +895,52 @@ def _loss_grad(
             rows.start = start
             Xb = _data_ptr(X_data) if sparse else &X[start, 0]
             swb = &sample_weight[start] if weighted else NULL
-            _forward(&net, &theta[0], Xb, rows, &act[0])
+            _forward(&net, &theta[0], Xb, rows, &act[0], _buf_ptr(aux),
+                     _buf_ptr(mask))
             loss_sum += _loss_output_delta(&net, &Y[start, 0], swb, rows.n,
                                            &act[0], &delta[0])
-            _backward(&net, &theta[0], Xb, rows, &act[0], &delta[0], &grad[0],
-                      start > 0)
+            if with_grad:
+                _backward(&net, &theta[0], Xb, rows, &act[0], &delta[0],
+                          _buf_ptr(aux), _buf_ptr(mask), &grad[0], start > 0)
             start = stop
         if weighted:
             for r in range(n_samples):
                 sw_sum += sample_weight[r]
         else:
             sw_sum = n_samples
-        result = _finish_gradient(&net, &theta[0], &grad[0], loss_sum, alpha,
-                                  sw_sum)
+        if with_grad:
+            result = _finish_gradient(&net, &theta[0], &grad[0], loss_sum,
+                                      alpha, sw_sum)
+        else:
+            if alpha != 0:
+                for i in range(net.n_layers - 1):
+                    size = net.units[i] * net.units[i + 1]
+                    penalty += _dot(<int>size, &theta[net.coef_off[i]], 1,
+                                    &theta[net.coef_off[i]], 1)
+            result = loss_sum / sw_sum + (0.5 * alpha) * penalty / sw_sum
     return result
 
 
 def _predict(
+    NetSpec spec,
     const floating[:, ::1] X,
     const floating[::1] X_data,
     const intp[::1] X_indices,
     const intp[::1] X_indptr,
     bint sparse,
     const floating[::1] theta,            # IN
-    const intp[::1] units,
-    const intp[::1] coef_off,
-    const intp[::1] bias_off,
-    const intp[::1] act_off,
-    int hidden_act, int out_act,
     intp cap,
+    const intp[::1] act_off,
     floating[::1] act,                    # OUT workspace
+    floating[::1] aux,                    # OUT workspace (or empty)
     floating[:, ::1] out,                 # OUT (n, n_outputs)
 ):
-    """out = forward pass of X, in row blocks of ``cap``."""
-    cdef Net net = _make_net(units, coef_off, bias_off, act_off,
-                             hidden_act, out_act, 0)
+    """out = forward pass of X (no dropout), in row blocks of ``cap``."""
+    cdef Net net = spec.make(act_off, False, NULL)
     cdef Rows rows = _make_rows(sparse, X_indices, X_indptr)
     cdef intp n_samples = out.shape[0]
     cdef intp n_out = out.shape[1]
-    cdef intp last = units.shape[0] - 1
+    cdef intp last = net.n_layers - 1
     cdef intp start, stop
     cdef const floating *Xb
     with nogil:
@@ -674,7 +952,7 @@ def _predict(
             rows.n = stop - start
             rows.start = start
             Xb = _data_ptr(X_data) if sparse else &X[start, 0]
-            _forward(&net, &theta[0], Xb, rows, &act[0])
+            _forward(&net, &theta[0], Xb, rows, &act[0], _buf_ptr(aux), NULL)
             memcpy(&out[start, 0], &act[act_off[last]],
                    rows.n * n_out * sizeof(floating))
             start = stop
