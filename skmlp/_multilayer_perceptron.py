@@ -1474,6 +1474,13 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
 
     def _encode_target(self, y):
         """Labels as the output layer's targets (n_samples, n_outputs)."""
+        if self._label_binarizer.y_type_ != "multilabel-indicator":
+            unseen = np.setdiff1d(unique_labels(y), self.classes_)
+            if len(unseen):
+                raise ValueError(
+                    f"y has labels {unseen} that the model was not trained on; "
+                    f"its classes are {self.classes_}."
+                )
         Y = self._label_binarizer.transform(y)
         return Y.toarray() if sp.issparse(Y) else Y
 
