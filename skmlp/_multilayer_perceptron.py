@@ -194,8 +194,11 @@ class _Optimizer:
     """State of a stochastic solver, in the parameter vector's layout.
 
     ``learning_rate`` is the current base step size, changed between epochs by
-    the 'invscaling' and 'adaptive' schedules (for every solver; Adam and
-    AdamW apply their bias correction on top); ``t`` counts update steps.
+    the 'invscaling' and 'adaptive' schedules; ``t`` counts update steps.
+    The schedules apply to every stochastic solver except 'adam', which keeps
+    scikit-learn's behaviour (schedule ignored, 'adaptive' stops like
+    'constant') so that existing scikit-learn configurations give the same
+    model; 'adamw' with ``weight_decay=0`` is Adam with schedules.
     ``state_1`` is SGD's velocity, AdaGrad's sum of squared gradients,
     RMSProp's running average of squared gradients, or Adam's first moment;
     ``state_2`` is Adam's second moment.
@@ -206,7 +209,7 @@ class _Optimizer:
         self.solver = solver
         self.learning_rate_init = learning_rate_init
         self.learning_rate = float(learning_rate_init)
-        self.lr_schedule = lr_schedule
+        self.lr_schedule = "constant" if solver == "adam" else lr_schedule
         self.power_t = power_t
         self.t = 0
         self.state_1 = np.zeros(n_params, dtype=dtype)
@@ -1159,8 +1162,10 @@ _COMMON_PARAMS = """
         ``min(200, n_samples)``. Ignored by 'lbfgs'.
 
     learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
-        Step-size schedule of every stochastic solver (scikit-learn applies it
-        to 'sgd' only; with the default 'constant' both agree): constant ``learning_rate_init``;
+        Step-size schedule of 'sgd', 'adagrad', 'rmsprop' and 'adamw' ('adam'
+        ignores it, as in scikit-learn, so that scikit-learn's configurations
+        give scikit-learn's model; use 'adamw' with ``weight_decay=0`` for Adam
+        with a schedule): constant ``learning_rate_init``;
         ``learning_rate_init / (t + 1) ** power_t`` after each epoch, with ``t``
         the number of samples seen; or divided by 5 whenever
         ``n_iter_no_change`` epochs pass without improvement by ``tol``.
@@ -1359,9 +1364,10 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     class_weight : dict, 'balanced' or None, default=None
         Weight of each class in the loss, multiplied into ``sample_weight``:
         ``{label: weight}`` (classes not named weigh 1), or 'balanced' for
-        ``n_samples / (n_classes * np.bincount(y))``. Single-output targets
-        only; 'balanced' is not available in ``partial_fit``, whose batches
-        need not show the class frequencies (compute the weights once with
+        ``n_samples / (n_classes * np.bincount(y))`` (counts weighted by
+        ``sample_weight``). Single-output targets only. With 'balanced' the
+        estimator has no ``partial_fit``: its batches need not show the class
+        frequencies (compute the weights once with
         ``sklearn.utils.class_weight.compute_class_weight`` and pass a dict).
 
     Attributes
@@ -1496,14 +1502,14 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             return sample_weight
         if self._label_binarizer.y_type_ == "multilabel-indicator":
             raise ValueError("class_weight is not supported for multilabel targets.")
-        if incremental and self.class_weight == "balanced":
-            raise ValueError(
-                "class_weight='balanced' is not supported for partial_fit. Compute "
-                "the weights once with sklearn.utils.class_weight."
-                "compute_class_weight and pass them as a dict."
-            )
         labels = self._decode_target(y)
-        weights = compute_class_weight(self.class_weight, classes=self.classes_, y=labels)
+        weights = compute_class_weight(
+            self.class_weight, classes=self.classes_, y=labels,
+            sample_weight=sample_weight,
+        )
+        # a class whose samples all weigh 0 gets an infinite 'balanced' weight;
+        # its samples keep weight 0
+        weights = np.where(np.isfinite(weights), weights, 0.0)
         per_sample = weights[np.searchsorted(self.classes_, labels)]
         dtype = self._theta.dtype if hasattr(self, "_theta") else (
             sample_weight.dtype if sample_weight is not None else np.float64
@@ -1583,7 +1589,18 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             X, y, sample_weight=sample_weight, score_function=accuracy_score
         )
 
-    @available_if(lambda est: est._check_solver())
+    def _check_partial_fit(self):
+        self._check_solver()
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            raise AttributeError(
+                "partial_fit is not available with class_weight='balanced': "
+                "mini-batches need not show the class frequencies. Compute the "
+                "weights once with sklearn.utils.class_weight.compute_class_weight "
+                "and pass them as a dict."
+            )
+        return True
+
+    @available_if(lambda est: est._check_partial_fit())
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the model with a single epoch over the given data.
@@ -1672,7 +1689,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = True
+        # class weights are defined for single-output targets only
+        tags.classifier_tags.multi_label = self.class_weight is None
         return tags
 
 
