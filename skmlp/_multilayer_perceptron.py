@@ -775,12 +775,18 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             )
         return sources
 
+    def _history_clock(self):
+        """Start time for ``history_['time']``, continuing an earlier fit's clock."""
+        times = (getattr(self, "history_", None) or {}).get("time")
+        return time.perf_counter() - (times[-1] if times else 0.0)
+
     def _record_history(self, epoch_loss, learning_rate, start_time, X_train,
                         y_train_raw, sw_train, sources, val_score=None):
         if getattr(self, "history_", None) is None:
             self.history_ = {}
         h = self.history_
-        h.setdefault("epoch", []).append(self.n_iter_)
+        # epochs and time count on across warm starts and partial_fit calls
+        h.setdefault("epoch", []).append(h["epoch"][-1] + 1 if h["epoch"] else 1)
         h.setdefault("train_loss", []).append(float(epoch_loss))
         if self.track_train_score:
             h.setdefault("train_score", []).append(
@@ -806,7 +812,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     def _fit_lbfgs(self, X, y, sample_weight, eval_sets):
         loss_grad = self._loss_grad_function(X, y, sample_weight)
         sources = self._history_sources(None, None, None, eval_sets)
-        start_time = time.perf_counter()
+        start_time = self._history_clock()
         y_raw = self._decode_target(y) if self.track_train_score else None
         X_k = self._kernel_ready(X) if self.track_train_score else None
         iteration = [0]
@@ -933,7 +939,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         track_train = self.track_train_score
         X_train_k = self._kernel_ready(X_train) if track_train else None
         y_train_raw = self._decode_target(y_train) if track_train else None
-        start_time = time.perf_counter()
+        start_time = self._history_clock()
 
         try:
             self.n_iter_ = 0
@@ -1326,7 +1332,8 @@ _COMMON_ATTRIBUTES = """
         'train_loss', 'train_score' (with ``track_train_score``), 'val_loss'
         and 'val_score' (the early-stopping split), 'eval_<i>_loss' and
         'eval_<i>_score' for every ``eval_set`` entry, 'learning_rate' and
-        'time' (seconds since the fit began). Losses include the L2 term,
+        'time' (seconds of training). Epochs and time count on across warm
+        starts and ``partial_fit`` calls. Losses include the L2 term,
         like ``loss_``. ``pandas.DataFrame(history_)`` makes a table of it.
 """
 
