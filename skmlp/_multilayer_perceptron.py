@@ -1510,10 +1510,11 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         if self._label_binarizer.y_type_ == "multilabel-indicator":
             raise ValueError("class_weight is not supported for multilabel targets.")
         labels = self._decode_target(y)
-        weights = compute_class_weight(
-            self.class_weight, classes=self.classes_, y=labels,
-            sample_weight=sample_weight,
-        )
+        with np.errstate(divide="ignore"):
+            weights = compute_class_weight(
+                self.class_weight, classes=self.classes_, y=labels,
+                sample_weight=sample_weight,
+            )
         # a class whose samples all weigh 0 gets an infinite 'balanced' weight;
         # its samples keep weight 0
         weights = np.where(np.isfinite(weights), weights, 0.0)
