@@ -202,11 +202,25 @@ class _Optimizer:
     ``state_1`` is SGD's velocity, AdaGrad's sum of squared gradients,
     RMSProp's running average of squared gradients, or Adam's first moment;
     ``state_2`` is Adam's second moment.
+
+    The solver and its hyperparameters are fixed when the optimizer is made
+    (by ``fit``, or the first ``partial_fit``), as in scikit-learn:
+    ``set_params`` between ``partial_fit`` calls does not change them.
     """
 
-    def __init__(self, solver, n_params, dtype, learning_rate_init, lr_schedule,
-                 power_t):
+    def __init__(self, est, n_params, dtype):
+        solver = est.solver
+        learning_rate_init = est.learning_rate_init
+        lr_schedule = est.learning_rate
+        power_t = est.power_t
         self.solver = solver
+        self.momentum = float(est.momentum)
+        self.nesterov = bool(est.nesterovs_momentum)
+        self.beta_1 = float(est.beta_1)
+        self.beta_2 = float(est.beta_2)
+        self.epsilon = float(est.epsilon)
+        self.rho = float(est.rho)
+        self.weight_decay = float(est.weight_decay)
         self.learning_rate_init = learning_rate_init
         self.learning_rate = float(learning_rate_init)
         self.lr_schedule = "constant" if solver == "adam" else lr_schedule
@@ -215,6 +229,14 @@ class _Optimizer:
         self.state_1 = np.zeros(n_params, dtype=dtype)
         self.state_2 = np.zeros(
             n_params if solver in ("adam", "adamw") else 0, dtype=dtype
+        )
+
+    def kernel_params(self):
+        """The optimizer tuple ``_mlp_fast._train_epoch`` takes."""
+        return (
+            _SOLVER_CODES[self.solver], self.learning_rate, self.momentum,
+            self.nesterov, self.beta_1, self.beta_2, self.epsilon, self.rho,
+            self.weight_decay,
         )
 
     def iteration_ends(self, time_step):
@@ -403,6 +425,15 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             )
         self._theta = theta
         self._bind_views()
+
+    def _check_n_features(self, X):
+        """The kernels read X with the network's input width: make sure it is X's."""
+        if X.shape[1] != self._layer_units[0]:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but the network's first layer "
+                f"(coefs_[0] of shape {tuple(self.coefs_[0].shape)}) takes "
+                f"{self._layer_units[0]}."
+            )
 
     def _views_intact(self):
         theta = getattr(self, "_theta", None)
@@ -727,9 +758,14 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         the test-suite. With ``dropout_seed`` (an int) the dropout masks are
         drawn from that seed on every call: a fixed-mask objective.
         """
+        self._check_n_features(X)
         dtype = self._theta.dtype
         X_parts = _kernel_input(X, dtype)
         Y = np.ascontiguousarray(np.asarray(y).reshape(X.shape[0], -1), dtype=dtype)
+        if Y.shape[1] != self._layer_units[-1]:
+            raise ValueError(
+                f"y has {Y.shape[1]} outputs; the network has {self._layer_units[-1]}."
+            )
         sw = (
             np.ascontiguousarray(sample_weight, dtype=dtype)
             if sample_weight is not None
@@ -858,10 +894,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                         dropout_rates):
         dtype = self._theta.dtype
         if not incremental or not hasattr(self, "_optimizer"):
-            self._optimizer = _Optimizer(
-                self.solver, self._theta.shape[0], dtype, self.learning_rate_init,
-                self.learning_rate, self.power_t,
-            )
+            self._optimizer = _Optimizer(self, self._theta.shape[0], dtype)
         opt = self._optimizer
 
         # early_stopping in partial_fit doesn't make sense
@@ -931,7 +964,6 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         Y_buf = np.empty((batch_size if gather else 0, Y.shape[1]), dtype=dtype)
         sw_buf = np.empty(batch_size if gather and sw.shape[0] else 0, dtype=dtype)
         rng = self._dropout_rng if dropout else np.empty(0, dtype=np.uint64)
-        solver = _SOLVER_CODES[self.solver]
         alpha = float(self.alpha)
 
         # History bookkeeping (only what was asked for is computed).
@@ -948,14 +980,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                     # Only the indices are shuffled; the kernel gathers the rows.
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
                 epoch_lr = opt.learning_rate
-                opt_params = (
-                    solver, opt.learning_rate, float(self.momentum),
-                    bool(self.nesterovs_momentum), float(self.beta_1),
-                    float(self.beta_2), float(self.epsilon), float(self.rho),
-                    float(self.weight_decay),
-                )
                 accumulated_loss, opt.t = _mlp_fast._train_epoch(
-                    spec, alpha, opt_params, opt.t, *X_parts, Y, sw,
+                    spec, alpha, opt.kernel_params(), opt.t, *X_parts, Y, sw,
                     sample_idx, gather, batch_size, self._theta, grad,
                     opt.state_1, opt.state_2, rng, ws.act_off, ws.act, ws.delta,
                     ws.aux, ws.mask, X_buf, Y_buf, sw_buf,
@@ -1097,6 +1123,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 reset=False,
             )
         self._sync_params()
+        self._check_n_features(X)
         dtype = self._theta.dtype
         n_samples = X.shape[0]
         rows = max(1, min(n_samples, _BLOCK_ROWS))
