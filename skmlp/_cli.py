@@ -465,10 +465,11 @@ def _preprocessor(data, scale):
 
         return StandardScaler()
     if data.columns is not None:
-        # Keeps the CSV's column names with the model, for predict.
+        # Keeps the CSV's column names with the model (for predict) and hands
+        # the estimator an array, as it was trained on.
         from sklearn.preprocessing import FunctionTransformer
 
-        return FunctionTransformer(feature_names_out="one-to-one")
+        return FunctionTransformer(np.asarray, feature_names_out="one-to-one")
     return None
 
 
@@ -776,11 +777,10 @@ def run_cv(args, parser, out):
             raise CLIError(f"cross-validation failed: {exc}") from exc
 
     columns = ["fold", f"train_{metric}", f"test_{metric}", "fit_seconds"]
-    print("  ".join(f"{c:>9}" if i else f"{c:>5}" for i, c in enumerate(columns)),
-          file=out)
+    print(f"{columns[0]:>5}  {columns[1]:>9}  {columns[2]:>9}  {columns[3]:>11}", file=out)
     for k in range(args.folds):
         print(f"{k + 1:>5}  {result['train_score'][k]:>9.4f}  "
-              f"{result['test_score'][k]:>9.4f}  {result['fit_time'][k]:>9.3f}", file=out)
+              f"{result['test_score'][k]:>9.4f}  {result['fit_time'][k]:>11.3f}", file=out)
     print(
         f"mean ± std: train_{metric} {np.mean(result['train_score']):.4f} ± "
         f"{np.std(result['train_score']):.4f}, test_{metric} "

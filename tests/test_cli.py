@@ -19,6 +19,7 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 
 import joblib
 import numpy as np
@@ -283,6 +284,24 @@ def test_csv_classification_and_predict_by_column_name(tmp_path, species_csv):
     expected = model.predict(frame[["width", "height", "depth", "mass"]])
     np.testing.assert_array_equal(predicted, expected)
     assert set(predicted) <= {"setosa", "versicolor", "virginica"}
+
+
+def test_csv_without_scaling_keeps_column_names(tmp_path, species_csv):
+    path, frame = species_csv
+    model_path = tmp_path / "m.joblib"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. "X has feature names, but ..."
+        status, out = _main([path, "--target", "species", "--scale", "none",
+                             "--epochs", 2, "--hidden", 8, "--save", model_path])
+        assert status == 0 and "StandardScaler" not in out
+        model = joblib.load(model_path)
+        assert list(model.feature_names_in_) == ["width", "height", "depth", "mass"]
+        status, out = _main(["predict", model_path, path])
+    assert status == 0
+    np.testing.assert_array_equal(
+        pd.read_csv(io.StringIO(out))["prediction"],
+        model.predict(frame[["width", "height", "depth", "mass"]]),
+    )
 
 
 def test_csv_regression_with_default_target(tmp_path):
