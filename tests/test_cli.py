@@ -248,6 +248,22 @@ def test_epoch_progress_line():
     assert quiet.getvalue() == ""
 
 
+def test_blas_threads_auto(monkeypatch):
+    monkeypatch.setattr(_cli, "_usable_cpus", lambda: 2)
+    assert _cli._resolve_threads("auto") == 1
+    monkeypatch.setattr(_cli, "_usable_cpus", lambda: 8)
+    assert _cli._resolve_threads("auto") is None  # BLAS as configured
+    assert _cli._resolve_threads(3) == 3
+    from threadpoolctl import threadpool_info
+
+    blas = [m for m in threadpool_info() if m["user_api"] == "blas"]
+    with _cli._blas_limit(1):
+        assert all(m["num_threads"] == 1 for m in threadpool_info()
+                   if m["user_api"] == "blas")
+    assert [m["num_threads"] for m in threadpool_info() if m["user_api"] == "blas"] == [
+        m["num_threads"] for m in blas]
+
+
 # --- CSV data sets ----------------------------------------------------------------
 
 
@@ -431,6 +447,8 @@ def test_predict_errors(tmp_path, capsys):
         ["--lr", "0"],
         ["--batch-size", "0"],
         ["--seed", "-3"],
+        ["--threads", "0"],
+        ["--threads", "many"],
         ["--momentum", "1.5"],
         ["--dropout", "1"],
         ["--hidden", "0"],

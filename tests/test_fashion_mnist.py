@@ -12,8 +12,9 @@ Skipped only when the data set is absent; ``.ci/run`` installs it
 Across seeds 0-5 the final test accuracy of this configuration was 0.845 to
 0.862 (plain SGD at this step size wobbles by about a point from epoch to
 epoch); with seed 0 it is 0.845, the same with one or two BLAS threads.
-The test runs with one BLAS thread: on a busy 2-core machine two OpenBLAS
-threads spinning against other work made the run several times slower.
+The test runs with one BLAS thread (``--threads 1``, what the command line
+picks by itself on a machine with two CPUs): on a busy 2-core machine two
+OpenBLAS threads spinning against other work made the run ten times slower.
 """
 
 import io
