@@ -385,3 +385,10 @@ def test_real_fashion_mnist(real_fashion_mnist):
     np.testing.assert_array_equal(np.bincount(bunch.target), np.full(10, 6000))
     np.testing.assert_array_equal(np.bincount(bunch.target_test), np.full(10, 1000))
     assert bunch.target_names == FASHION_CLASSES
+
+
+def test_reachable_from_the_package():
+    import skmlp
+
+    assert skmlp.datasets is datasets
+    assert skmlp.datasets.load_fashion_mnist is load_fashion_mnist

@@ -184,3 +184,9 @@ def test_import_error_without_matplotlib(monkeypatch, digits):
     disp = TrainingCurveDisplay(epochs=[1], losses={"train": [1.0]})
     with pytest.raises(ImportError, match="plot requires matplotlib"):
         disp.plot()
+
+
+def test_reachable_from_the_package():
+    import skmlp
+
+    assert skmlp.plotting.TrainingCurveDisplay is TrainingCurveDisplay
