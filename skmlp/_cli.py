@@ -524,8 +524,8 @@ def _usable_cpus():
 def _resolve_threads(threads):
     """BLAS threads for --threads: an int, or None to leave BLAS as it is.
 
-    'auto' is one thread on a machine with at most two CPUs. There, a second
-    OpenBLAS thread gains little even on an idle machine, and on a busy one its
+    'auto' is one thread on a machine with at most two CPUs. There a second
+    OpenBLAS thread can at best halve an epoch, while on a busy machine its
     spin-waiting made an epoch of the classic configuration ten times slower
     (1.4 s with one thread, 8-22 s with two, at a load average of 7).
     """
