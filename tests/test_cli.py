@@ -99,7 +99,7 @@ def _table(stdout):
     return columns, rows
 
 
-def _main(argv, capsys=None):
+def _main(argv):
     out = io.StringIO()
     status = main([str(a) for a in argv], out=out)
     return status, out.getvalue()
