@@ -5,3 +5,19 @@ from ._multilayer_perceptron import MLPClassifier, MLPRegressor
 __version__ = "0.1.0"
 
 __all__ = ["MLPClassifier", "MLPRegressor", "__version__"]
+
+_SUBMODULES = ("datasets", "plotting")
+
+
+def __getattr__(name):
+    # skmlp.datasets / skmlp.plotting after a plain `import skmlp`, imported
+    # only when first used (plotting's matplotlib is imported later still).
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_SUBMODULES])
