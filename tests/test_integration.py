@@ -7,10 +7,12 @@ import copy
 import inspect
 import io
 import json
+import os
 import pickle
 import re
 import subprocess
 import sys
+import tempfile
 import textwrap
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -698,10 +700,16 @@ def outcome(func):
 
 
 def _run_child(body):
-    proc = subprocess.run(
-        [sys.executable, "-c", _CHILD_PRELUDE + textwrap.dedent(body)],
-        capture_output=True, text=True, timeout=120,
-    )
+    # The child must import the skmlp under test (installed, or the build this
+    # session imports), never the source folder of the current directory.
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(skmlp.__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([parent] + env.get("PYTHONPATH", "").split(os.pathsep))
+    with tempfile.TemporaryDirectory() as cwd:
+        proc = subprocess.run(
+            [sys.executable, "-c", _CHILD_PRELUDE + textwrap.dedent(body)],
+            capture_output=True, text=True, timeout=120, cwd=cwd, env=env,
+        )
     assert proc.returncode == 0, (
         f"child interpreter died with return code {proc.returncode} "
         f"(negative: killed by signal {-proc.returncode})\n{proc.stderr[-2000:]}"
