@@ -24,8 +24,12 @@ directives = {
 
 # -ffp-contract=off: no fused multiply-add contraction, so the kernels round
 # exactly as the NumPy expressions in their comments do, on every CPU.
+# -fno-math-errno: sqrt/exp/log need not set errno (nothing reads it), which
+# lets the compiler vectorise the optimizer loops; results are unchanged.
 # No -march=native: BLAS picks its CPU kernels at run time.
-compile_args = ["-ffp-contract=off"] + (["-O0", "-g"] if DEBUG else ["-O3"])
+compile_args = ["-ffp-contract=off", "-fno-math-errno"] + (
+    ["-O0", "-g"] if DEBUG else ["-O3"]
+)
 
 extensions = [
     Extension(
