@@ -11,10 +11,8 @@ has no compiled kernels (``python -m`` puts the working directory first on
 sys.path).
 """
 
-import gzip
 import io
 import os
-import struct
 import re
 import subprocess
 import sys
@@ -25,7 +23,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import load_digits, make_classification, make_regression
+from sklearn.datasets import make_classification, make_regression
 from sklearn.model_selection import train_test_split
 
 import skmlp
@@ -34,19 +32,9 @@ from skmlp import _cli
 from skmlp.__main__ import main
 from skmlp.datasets import IDX_FILES
 
+from _helpers import idx_bytes, write_payload
+
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(skmlp.__file__)))
-
-
-def _idx_bytes(array):
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
-        struct.pack(">I", n) for n in array.shape
-    )
-    return header + array.astype(np.uint8).tobytes()
-
-
-def _write(path, payload, compress=False):
-    path.write_bytes(gzip.compress(payload) if compress else payload)
-    return path
 
 
 def _fake_set(directory, n_train=12, n_test=5):
@@ -60,7 +48,8 @@ def _fake_set(directory, n_train=12, n_test=5):
         "test_labels": np.arange(n_test) % 10,
     }
     for key, name in IDX_FILES.items():
-        _write(directory / (name + ".gz"), _idx_bytes(arrays[key]), compress=True)
+        write_payload(directory / (name + ".gz"), idx_bytes(arrays[key].astype(np.uint8)),
+                      compress=True)
 
 
 def _env(**extra):
@@ -103,22 +92,6 @@ def _main(argv):
     out = io.StringIO()
     status = main([str(a) for a in argv], out=out)
     return status, out.getvalue()
-
-
-@pytest.fixture
-def no_system_data(tmp_path, monkeypatch):
-    """No $SKMLP_DATA and an empty system folder: 'auto' means digits."""
-    monkeypatch.delenv("SKMLP_DATA", raising=False)
-    empty = tmp_path / "system-empty"
-    monkeypatch.setattr(datasets, "FASHION_MNIST_DEFAULT_DIR", str(empty))
-    monkeypatch.setattr(datasets, "MNIST_DEFAULT_DIR", str(empty))
-    return empty
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return (X / 16).astype(np.float32), y
 
 
 # --- subprocess: the package under test -------------------------------------
@@ -484,7 +457,7 @@ def test_bad_argument_subprocess(tmp_path):
 def test_corrupt_data_is_one_line_without_traceback(tmp_path):
     _fake_set(tmp_path / "fm")
     name = IDX_FILES["train_labels"] + ".gz"
-    _write(tmp_path / "fm" / name, b"\x08\x08\x08\x08" + bytes(12), compress=True)
+    write_payload(tmp_path / "fm" / name, b"\x08\x08\x08\x08" + bytes(12), compress=True)
     proc = _run("train", "fashion-mnist", "--data-dir", tmp_path / "fm", cwd=tmp_path)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr

@@ -6,7 +6,6 @@ real Fashion-MNIST files when they are installed (CI installs them).
 
 import gzip
 import os
-import struct
 
 import numpy as np
 import pandas as pd
@@ -25,23 +24,12 @@ from skmlp.datasets import (
     load_mnist,
 )
 
+from _helpers import idx_bytes, write_payload
+
 FASHION_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]
-
-
-def _idx_bytes(array, type_code=0x08):
-    array = np.asarray(array)
-    header = bytes([0, 0, type_code, array.ndim]) + b"".join(
-        struct.pack(">I", n) for n in array.shape
-    )
-    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
-
-
-def _write(path, payload, compress=False):
-    path.write_bytes(gzip.compress(payload) if compress else payload)
-    return path
 
 
 def _fake_set(directory, n_train=12, n_test=5, compress=True, seed=0):
@@ -57,18 +45,8 @@ def _fake_set(directory, n_train=12, n_test=5, compress=True, seed=0):
     arrays["train_images"][0, 0, 0], arrays["train_images"][0, 0, 1] = 0, 255
     for key, name in IDX_FILES.items():
         fname = name + (".gz" if compress else "")
-        _write(directory / fname, _idx_bytes(arrays[key]), compress)
+        write_payload(directory / fname, idx_bytes(arrays[key]), compress)
     return arrays
-
-
-@pytest.fixture
-def no_system_data(tmp_path, monkeypatch):
-    """No $SKMLP_DATA, and system folders that hold nothing."""
-    monkeypatch.delenv("SKMLP_DATA", raising=False)
-    empty = tmp_path / "system-empty"
-    monkeypatch.setattr(datasets, "FASHION_MNIST_DEFAULT_DIR", str(empty))
-    monkeypatch.setattr(datasets, "MNIST_DEFAULT_DIR", str(empty))
-    return empty
 
 
 def _open_fds():
@@ -81,7 +59,7 @@ def _open_fds():
 @pytest.mark.parametrize("compress", [False, True])
 def test_load_idx_ubyte(tmp_path, compress):
     images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-    path = _write(tmp_path / "images", _idx_bytes(images), compress)
+    path = write_payload(tmp_path / "images", idx_bytes(images), compress)
     out = load_idx(path, expected_ndim=3)
     assert out.dtype == np.uint8
     np.testing.assert_array_equal(out, images)
@@ -95,7 +73,7 @@ def test_load_idx_ubyte(tmp_path, compress):
 )
 def test_load_idx_other_types_big_endian(tmp_path, dtype, code):
     data = np.array([[-1, 2, 300 if np.dtype(dtype).itemsize > 1 else 3]], dtype=dtype)
-    path = _write(tmp_path / "x.idx", _idx_bytes(data, code))
+    path = write_payload(tmp_path / "x.idx", idx_bytes(data, code))
     out = load_idx(path)
     assert out.dtype == np.dtype(dtype) and out.dtype.isnative
     np.testing.assert_array_equal(out, data)
@@ -103,9 +81,9 @@ def test_load_idx_other_types_big_endian(tmp_path, dtype, code):
 
 @pytest.mark.parametrize("compress", [False, True])
 def test_load_idx_bad_magic_names_file(tmp_path, compress):
-    payload = bytearray(_idx_bytes(np.zeros(5, dtype=np.uint8)))
+    payload = bytearray(idx_bytes(np.zeros(5, dtype=np.uint8)))
     payload[0] = 0x12
-    path = _write(tmp_path / "bad-labels-idx1-ubyte", bytes(payload), compress)
+    path = write_payload(tmp_path / "bad-labels-idx1-ubyte", bytes(payload), compress)
     with pytest.raises(IDXFormatError, match="bad-labels-idx1-ubyte.*bad magic"):
         load_idx(path)
     # An IDXFormatError is a ValueError.
@@ -114,15 +92,15 @@ def test_load_idx_bad_magic_names_file(tmp_path, compress):
 
 
 def test_load_idx_unknown_type_code(tmp_path):
-    payload = bytearray(_idx_bytes(np.zeros(5, dtype=np.uint8)))
+    payload = bytearray(idx_bytes(np.zeros(5, dtype=np.uint8)))
     payload[2] = 0x42
-    path = _write(tmp_path / "odd", bytes(payload))
+    path = write_payload(tmp_path / "odd", bytes(payload))
     with pytest.raises(IDXFormatError, match="odd.*magic number 0x00004201"):
         load_idx(path)
 
 
 def test_load_idx_wrong_ndim(tmp_path):
-    path = _write(tmp_path / "labels", _idx_bytes(np.zeros(5, dtype=np.uint8)))
+    path = write_payload(tmp_path / "labels", idx_bytes(np.zeros(5, dtype=np.uint8)))
     with pytest.raises(IDXFormatError, match="labels.*1 dimensions, expected 3"):
         load_idx(path, expected_ndim=3)
 
@@ -130,32 +108,32 @@ def test_load_idx_wrong_ndim(tmp_path):
 @pytest.mark.parametrize("compress", [False, True])
 @pytest.mark.parametrize("cut", [1, 10])
 def test_load_idx_truncated_data(tmp_path, cut, compress):
-    payload = _idx_bytes(np.zeros((4, 3), dtype=np.uint8))
-    path = _write(tmp_path / "short", payload[:-cut], compress)
+    payload = idx_bytes(np.zeros((4, 3), dtype=np.uint8))
+    path = write_payload(tmp_path / "short", payload[:-cut], compress)
     with pytest.raises(IDXFormatError, match="short.*truncated"):
         load_idx(path)
 
 
 def test_load_idx_truncated_header_and_tiny_file(tmp_path):
-    payload = _idx_bytes(np.zeros((4, 3), dtype=np.uint8))
+    payload = idx_bytes(np.zeros((4, 3), dtype=np.uint8))
     with pytest.raises(IDXFormatError, match="head.*truncated IDX header"):
-        load_idx(_write(tmp_path / "head", payload[:9]))
+        load_idx(write_payload(tmp_path / "head", payload[:9]))
     with pytest.raises(IDXFormatError, match="tiny.*no magic number"):
-        load_idx(_write(tmp_path / "tiny", b"\0\0"))
+        load_idx(write_payload(tmp_path / "tiny", b"\0\0"))
     with pytest.raises(IDXFormatError, match="empty"):
-        load_idx(_write(tmp_path / "empty", b""))
+        load_idx(write_payload(tmp_path / "empty", b""))
 
 
 def test_load_idx_trailing_bytes(tmp_path):
-    payload = _idx_bytes(np.zeros((4, 3), dtype=np.uint8)) + b"\0"
+    payload = idx_bytes(np.zeros((4, 3), dtype=np.uint8)) + b"\0"
     with pytest.raises(IDXFormatError, match="long.*trailing"):
-        load_idx(_write(tmp_path / "long", payload))
+        load_idx(write_payload(tmp_path / "long", payload))
 
 
 def test_load_idx_truncated_gzip_stream(tmp_path):
-    good = gzip.compress(_idx_bytes(np.zeros(100, dtype=np.uint8)))
+    good = gzip.compress(idx_bytes(np.zeros(100, dtype=np.uint8)))
     with pytest.raises(IDXFormatError, match="broken.gz.*gzip"):
-        load_idx(_write(tmp_path / "broken.gz", good[:-8]))
+        load_idx(write_payload(tmp_path / "broken.gz", good[:-8]))
 
 
 def test_load_idx_missing_file(tmp_path):
@@ -168,7 +146,7 @@ def test_no_file_handle_leaks(tmp_path):
     _fake_set(tmp_path / "plain", compress=False)
     bad = tmp_path / "bad"
     _fake_set(bad)
-    _write(bad / (IDX_FILES["test_labels"] + ".gz"), b"\x08\x08\x08\x08", compress=True)
+    write_payload(bad / (IDX_FILES["test_labels"] + ".gz"), b"\x08\x08\x08\x08", compress=True)
     before = _open_fds()
     for _ in range(3):
         load_fashion_mnist(tmp_path / "good")
@@ -264,7 +242,7 @@ def test_load_mnist_same_format(tmp_path, no_system_data):
 def test_image_label_count_mismatch(tmp_path, no_system_data, which):
     _fake_set(tmp_path)
     name = IDX_FILES[f"{which}_labels"] + ".gz"
-    _write(tmp_path / name, _idx_bytes(np.zeros(4, dtype=np.uint8)), compress=True)
+    write_payload(tmp_path / name, idx_bytes(np.zeros(4, dtype=np.uint8)), compress=True)
     images = IDX_FILES[f"{which}_images"]
     with pytest.raises(IDXFormatError, match=f"{images}.gz has .* images but .*{name} has 4 labels"):
         load_fashion_mnist(tmp_path)
@@ -273,7 +251,7 @@ def test_image_label_count_mismatch(tmp_path, no_system_data, which):
 def test_bad_magic_in_a_data_set_names_the_file(tmp_path, no_system_data):
     _fake_set(tmp_path)
     name = IDX_FILES["train_labels"] + ".gz"
-    _write(tmp_path / name, b"\x08\x08\x08\x08" + bytes(12), compress=True)
+    write_payload(tmp_path / name, b"\x08\x08\x08\x08" + bytes(12), compress=True)
     with pytest.raises(IDXFormatError, match=f"{name}.*bad magic"):
         load_fashion_mnist(tmp_path)
 
@@ -281,7 +259,7 @@ def test_bad_magic_in_a_data_set_names_the_file(tmp_path, no_system_data):
 def test_truncated_images_name_the_file(tmp_path, no_system_data):
     arrays = _fake_set(tmp_path, compress=False)
     name = IDX_FILES["test_images"]
-    _write(tmp_path / name, _idx_bytes(arrays["test_images"])[:-100])
+    write_payload(tmp_path / name, idx_bytes(arrays["test_images"])[:-100])
     with pytest.raises(IDXFormatError, match=f"{name}.*truncated"):
         load_fashion_mnist(tmp_path)
 
@@ -299,7 +277,7 @@ def test_truncated_images_name_the_file(tmp_path, no_system_data):
 def test_wrong_dimensions_or_values(tmp_path, no_system_data, key, array, message):
     _fake_set(tmp_path)
     code = 0x08 if array.dtype == np.uint8 else 0x0B
-    _write(tmp_path / (IDX_FILES[key] + ".gz"), _idx_bytes(array, code), compress=True)
+    write_payload(tmp_path / (IDX_FILES[key] + ".gz"), idx_bytes(array, code), compress=True)
     with pytest.raises(IDXFormatError, match=f"{IDX_FILES[key]}.gz.*{message}"):
         load_fashion_mnist(tmp_path)
 

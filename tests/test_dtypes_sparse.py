@@ -16,6 +16,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 import skmlp
 
+from _helpers import read_only
+
 CLF = "MLPClassifier"
 REG = "MLPRegressor"
 SOLVERS = ["sgd", "adam", "lbfgs"]
@@ -46,9 +48,7 @@ def _dense(est_name):
     X = X * mask
     X[5] = 0.0  # an all-zero row
     # shared between tests: read-only, so that no estimator writes into it
-    X.flags.writeable = False
-    y.flags.writeable = False
-    return X, y
+    return read_only(X, y)
 
 
 def _sparse(X, fmt):

@@ -17,15 +17,23 @@ tolerance only has to absorb the float32 kernel's rounding.
 """
 
 import functools
-import warnings
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from scipy.special import xlogy
-from sklearn.exceptions import ConvergenceWarning
 
 from skmlp import MLPClassifier, MLPRegressor
+
+from _helpers import (
+    assert_grad_close,
+    central_differences,
+    encode_targets,
+    fit_quietly,
+    hidden_activation_derivative,
+    reference_forward,
+    unpack,
+)
 
 ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]
 TASKS = [
@@ -63,68 +71,13 @@ RELU_MARGIN = 1e-3
 # ---------------------------------------------------------------------------
 
 
-def _act(name, z):
-    if name == "identity":
-        return z
-    if name == "logistic":
-        return 1.0 / (1.0 + np.exp(-z))
-    if name == "tanh":
-        return np.tanh(z)
-    if name == "relu":
-        return np.maximum(z, 0.0)
-    if name == "exp":
-        return np.exp(z)
-    if name == "softmax":
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    raise ValueError(name)
-
-
-def _act_derivative(name, z):
-    """d act(z) / dz, elementwise (hidden activations only)."""
-    if name == "identity":
-        return np.ones_like(z)
-    if name == "logistic":
-        s = 1.0 / (1.0 + np.exp(-z))
-        return s * (1.0 - s)
-    if name == "tanh":
-        return 1.0 - np.tanh(z) ** 2
-    if name == "relu":
-        return (z > 0).astype(z.dtype)
-    raise ValueError(name)
-
-
-def _unpack(theta, units):
-    """[W_0, b_0, W_1, b_1, ...], W row-major (fan_in, fan_out)."""
-    Ws, bs, pos = [], [], 0
-    for fan_in, fan_out in zip(units[:-1], units[1:]):
-        Ws.append(theta[pos : pos + fan_in * fan_out].reshape(fan_in, fan_out))
-        pos += fan_in * fan_out
-        bs.append(theta[pos : pos + fan_out])
-        pos += fan_out
-    assert pos == theta.shape[0]
-    return Ws, bs
-
-
-def _np_forward(theta, units, X, hidden, out):
-    """Pre-activations Z_1..Z_L and activations A_0..A_L, in float64."""
-    Ws, bs = _unpack(np.asarray(theta, dtype=np.float64), units)
-    A = [np.asarray(X, dtype=np.float64)]
-    Z = []
-    for i, (W, b) in enumerate(zip(Ws, bs)):
-        z = A[-1] @ W + b
-        Z.append(z)
-        A.append(_act(out if i == len(Ws) - 1 else hidden, z))
-    return Z, A, Ws
-
-
 def _weights(sw, n):
     return np.ones(n) if sw is None else np.asarray(sw, dtype=np.float64)
 
 
 def np_loss(theta, units, X, Y, sw, hidden, out, loss, alpha, eps):
     """scikit-learn's loss formulas, written out."""
-    _, A, Ws = _np_forward(theta, units, X, hidden, out)
+    _, A, Ws, _ = reference_forward(theta, units, X, hidden, out)
     P = A[-1]
     Y = np.asarray(Y, dtype=np.float64)
     w = _weights(sw, Y.shape[0])
@@ -151,7 +104,7 @@ def np_loss(theta, units, X, Y, sw, hidden, out, loss, alpha, eps):
 
 def np_grad(theta, units, X, Y, sw, hidden, out, loss, alpha):
     """Backpropagation of ``np_loss`` (away from the clipping region)."""
-    Z, A, Ws = _np_forward(theta, units, X, hidden, out)
+    Z, A, Ws, _ = reference_forward(theta, units, X, hidden, out)
     P = A[-1]
     Y = np.asarray(Y, dtype=np.float64)
     w = _weights(sw, Y.shape[0])
@@ -180,7 +133,7 @@ def np_grad(theta, units, X, Y, sw, hidden, out, loss, alpha):
         gb = D.sum(axis=0)
         grads[i] = (gW, gb)
         if i > 0:
-            D = (D @ Ws[i].T) * _act_derivative(hidden, Z[i - 1])
+            D = (D @ Ws[i].T) * hidden_activation_derivative(hidden, Z[i - 1])
     return np.concatenate([np.concatenate([gW.ravel(), gb]) for gW, gb in grads])
 
 
@@ -230,20 +183,11 @@ def _fit(task, activation, X, y, alpha, seed):
             hidden_layer_sizes=HIDDEN, activation=activation, solver="sgd",
             max_iter=1, alpha=alpha, random_state=seed, learning_rate_init=1e-3,
         )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        est.fit(X, y)
-    return est
-
-
-def _encode(est, y):
-    if isinstance(est, MLPClassifier):
-        return est._label_binarizer.transform(y)
-    return np.asarray(y).reshape(len(y), -1)
+    return fit_quietly(est, X, y)
 
 
 def _relu_margin(theta, units, X):
-    Z, _, _ = _np_forward(theta, units, X, "relu", "identity")
+    Z, _, _, _ = reference_forward(theta, units, X, "relu", "identity")
     return min(np.min(np.abs(z)) for z in Z[:-1])
 
 
@@ -270,7 +214,7 @@ class Problem:
         self.units = list(est._layer_units)
         self.X = Xd  # the values the kernel sees, as a dense array
         self.X_in = X_in
-        self.Y = _encode(est, y)
+        self.Y = encode_targets(est, y)
         self.sw = sw.astype(dtype) if weighted else None
         self.alpha = alpha
         self.f = est._loss_grad_function(X_in, self.Y, self.sw)
@@ -323,40 +267,11 @@ def training_objective(p, f):
 
     def objective(theta):
         loss, grad = f(theta)
-        Ws, _ = _unpack(np.asarray(theta, dtype=np.float64), units)
+        Ws, _, _ = unpack(theta, units)
         penalty = 0.5 * p.alpha * sum(np.sum(W**2) for W in Ws) / S
         return p.n_outputs * (loss - penalty) + penalty, grad
 
     return objective
-
-
-def _central_differences(f, theta, step):
-    fd = np.empty_like(theta)
-    for j in range(theta.shape[0]):
-        tp = theta.copy()
-        tm = theta.copy()
-        tp[j] += step
-        tm[j] -= step
-        fd[j] = (f(tp)[0] - f(tm)[0]) / (2 * step)
-    return fd
-
-
-def _assert_grad_close(grad, expected, rtol, atol_frac, label):
-    """|grad - expected| <= rtol * |expected| + atol_frac * max|expected|."""
-    grad = np.asarray(grad, dtype=np.float64)
-    atol = atol_frac * np.max(np.abs(expected))
-    bad = np.abs(grad - expected) > rtol * np.abs(expected) + atol
-    if bad.any():
-        idx = np.flatnonzero(bad)
-        ratio = grad[idx] / np.where(expected[idx] == 0, np.nan, expected[idx])
-        raise AssertionError(
-            f"{label}: {bad.sum()} of {grad.size} coordinates differ "
-            f"(rtol={rtol}, atol={atol:.3g})\n"
-            f"index   : {idx[:12]}\n"
-            f"kernel  : {grad[idx][:12]}\n"
-            f"expected: {expected[idx][:12]}\n"
-            f"ratio   : {ratio[:12]}"
-        )
 
 
 def _combos(f):
@@ -408,9 +323,9 @@ def test_gradient_matches_finite_differences(activation, task, dtype, sparse, we
 
     # finite differences in float64 at the same point (the float64 twin for
     # float32 models)
-    fd = _central_differences(training_objective(p, p.f64), p.theta64, FD_STEP)
+    fd = central_differences(training_objective(p, p.f64), p.theta64, FD_STEP)
     rtol, atol_frac = GRAD_TOL[p.dtype]
-    _assert_grad_close(grad, fd, rtol, atol_frac, "gradient vs finite differences")
+    assert_grad_close(grad, fd, rtol, atol_frac, "gradient vs finite differences")
 
     if p.dtype == np.float32:
         # the float64 twin evaluates the same function at the same point
@@ -442,7 +357,7 @@ def test_gradient_matches_numpy_backprop(activation, task, dtype, sparse, weight
     rtol, atol_frac = GRAD_TOL[p.dtype]
     if p.dtype == np.float64:
         rtol, atol_frac = 1e-9, 1e-12
-    _assert_grad_close(grad, expected, rtol, atol_frac, "gradient vs NumPy backprop")
+    assert_grad_close(grad, expected, rtol, atol_frac, "gradient vs NumPy backprop")
 
 
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
@@ -462,13 +377,13 @@ def test_loss_grad_over_several_row_blocks(task, sparse):
     sw = rng.uniform(0.1, 2.0, n)
     X_in = sp.csr_matrix(X) if sparse else X
     est = _fit(task, "tanh", X_in, y, ALPHA_NONZERO, 0)
-    Y = _encode(est, y)
+    Y = encode_targets(est, y)
     loss, grad = est._loss_grad_function(X_in, Y, sw)(est._theta)
     out_act, loss_name, _ = EXPECTED_OUTPUT[task]
     units = list(est._layer_units)
     args = (est._theta, units, X, Y, sw, "tanh", out_act, loss_name, ALPHA_NONZERO)
     assert loss == pytest.approx(np_loss(*args, np.finfo(np.float64).eps), rel=1e-10)
-    _assert_grad_close(grad, np_grad(*args), 1e-9, 1e-12, "blocked gradient vs NumPy")
+    assert_grad_close(grad, np_grad(*args), 1e-9, 1e-12, "blocked gradient vs NumPy")
 
 
 @pytest.mark.parametrize("task", ["multiclass", "binary"])
@@ -483,7 +398,7 @@ def test_huge_logits_stay_finite(dtype, task):
     last = len(est.coefs_) - 1
     est.coefs_[last][...] *= 1e4  # views into _theta
     est.intercepts_[last][...] *= 1e4
-    Z, _, _ = _np_forward(est._theta, est._layer_units, X, "tanh", "identity")
+    Z, _, _, _ = reference_forward(est._theta, est._layer_units, X, "tanh", "identity")
     assert np.max(np.abs(Z[-1])) > 1e3
 
     proba = est.predict_proba(X)
@@ -496,7 +411,7 @@ def test_huge_logits_stay_finite(dtype, task):
         np.testing.assert_array_equal(proba.argmax(axis=1), Z[-1].argmax(axis=1))
     assert np.any(proba.max(axis=1) > 1 - 1e-6)
 
-    Y = _encode(est, y)
+    Y = encode_targets(est, y)
     loss, grad = est._loss_grad_function(X, Y, None)(est._theta)
     assert np.isfinite(loss) and np.all(np.isfinite(grad))
     out_act, loss_name, _ = EXPECTED_OUTPUT[task]

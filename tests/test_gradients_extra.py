@@ -25,9 +25,18 @@ import warnings
 import numpy as np
 import pytest
 from scipy.special import xlogy
-from sklearn.exceptions import ConvergenceWarning
 
 from skmlp import MLPClassifier, MLPRegressor
+
+from _helpers import (
+    assert_grad_close,
+    central_differences,
+    encode_targets,
+    fit_quietly,
+    hidden_activation_derivative,
+    reference_forward,
+    unpack,
+)
 
 N_SAMPLES, N_FEATURES = 30, 5
 HIDDEN = (4, 3)
@@ -93,24 +102,6 @@ def _activation_params(activation):
 # ---------------------------------------------------------------------------
 
 
-def _unpack(theta, units, prelu):
-    """[W_0, b_0, W_1, b_1, ..., a_1, a_2, ...]: W row-major (fan_in, fan_out),
-    then one slope vector per hidden layer (PReLU only)."""
-    theta = np.asarray(theta, dtype=np.float64)
-    Ws, bs, slopes, pos = [], [], [], 0
-    for fan_in, fan_out in zip(units[:-1], units[1:]):
-        Ws.append(theta[pos : pos + fan_in * fan_out].reshape(fan_in, fan_out))
-        pos += fan_in * fan_out
-        bs.append(theta[pos : pos + fan_out])
-        pos += fan_out
-    if prelu:
-        for u in units[1:-1]:
-            slopes.append(theta[pos : pos + u])
-            pos += u
-    assert pos == theta.shape[0]
-    return Ws, bs, slopes
-
-
 def _slope_index(units):
     """Indices of the PReLU slopes in the parameter vector."""
     n_wb = sum(fi * fo + fo for fi, fo in zip(units[:-1], units[1:]))
@@ -124,33 +115,6 @@ def _coef_index(units):
         idx.extend(range(pos, pos + fi * fo))
         pos += fi * fo + fo
     return np.asarray(idx)
-
-
-def _hidden_act(name, z, slope):
-    if name == "tanh":
-        return np.tanh(z)
-    if name in ("leaky_relu", "prelu"):
-        return np.maximum(z, 0.0) + slope * np.minimum(z, 0.0)
-    raise ValueError(name)
-
-
-def _hidden_act_derivative(name, z, slope):
-    if name == "tanh":
-        return 1.0 - np.tanh(z) ** 2
-    if name in ("leaky_relu", "prelu"):
-        return np.where(z > 0, 1.0, slope * np.ones_like(z))
-    raise ValueError(name)
-
-
-def _out_act(name, z):
-    if name == "identity":
-        return z
-    if name == "logistic":
-        return 1.0 / (1.0 + np.exp(-z))
-    if name == "softmax":
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    raise ValueError(name)
 
 
 class Net:
@@ -169,25 +133,12 @@ class Net:
     def forward(self, theta, X, masks=None):
         """Pre-activations Z_1..Z_L, activations A_0..A_L (after dropout),
         and the unpacked parameters; ``masks[l]`` multiplies hidden layer l+1."""
-        Ws, bs, slopes = _unpack(theta, self.units, self.prelu)
-        A = [np.asarray(X, dtype=np.float64)]
-        Z = []
-        n_layers = len(Ws)
-        for i, (W, b) in enumerate(zip(Ws, bs)):
-            z = A[-1] @ W + b
-            Z.append(z)
-            if i == n_layers - 1:
-                A.append(_out_act(self.out, z))
-            else:
-                slope = slopes[i] if self.prelu else self.negative_slope
-                a = _hidden_act(self.hidden, z, slope)
-                if masks is not None and masks[i] is not None:
-                    a = a * masks[i]
-                A.append(a)
-        return Z, A, Ws, slopes
+        return reference_forward(
+            theta, self.units, X, self.hidden, self.out, self.negative_slope, masks
+        )
 
     def penalty(self, theta, S):
-        Ws, _, _ = _unpack(theta, self.units, self.prelu)
+        Ws, _, _ = unpack(theta, self.units, self.prelu)
         return 0.5 * self.alpha * sum(np.sum(W**2) for W in Ws) / S
 
     def loss_value(self, theta, X, Y, sw, eps, masks=None):
@@ -253,9 +204,9 @@ class Net:
                 z = Z[i - 1]
                 if self.prelu:
                     slope_grads[i - 1] = (dA * np.minimum(z, 0.0)).sum(axis=0)
-                    D = dA * _hidden_act_derivative("prelu", z, slopes[i - 1])
+                    D = dA * hidden_activation_derivative("prelu", z, slopes[i - 1])
                 else:
-                    D = dA * _hidden_act_derivative(self.hidden, z, self.negative_slope)
+                    D = dA * hidden_activation_derivative(self.hidden, z, self.negative_slope)
         parts = [np.concatenate([gW.ravel(), gb]) for gW, gb in grads]
         return np.concatenate(parts + slope_grads)
 
@@ -298,19 +249,6 @@ def _make(task, activation, alpha, seed, **extra):
     if kind == "clf":
         return MLPClassifier(**common)
     return MLPRegressor(loss=loss, huber_delta=HUBER_DELTA, **common)
-
-
-def _fit(est, X, y, sample_weight=None):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        est.fit(X, y, sample_weight=sample_weight)
-    return est
-
-
-def _encode(est, y):
-    if isinstance(est, MLPClassifier):
-        return est._label_binarizer.transform(y)
-    return np.asarray(y, dtype=np.float64).reshape(len(y), -1)
 
 
 def _reference_net(est, task, activation, alpha):
@@ -366,9 +304,9 @@ class Problem:
         for seed in range(60):
             X64, y, sw = _data(task, seed)
             Xd = X64.astype(dtype)
-            est = _fit(_make(task, activation, alpha, seed), Xd, y)
+            est = fit_quietly(_make(task, activation, alpha, seed), Xd, y)
             theta = _evaluation_point(est, seed)
-            Y = _encode(est, y)
+            Y = encode_targets(est, y)
             net = _reference_net(est, task, activation, alpha)
             if _acceptable(_kink_report(net, theta.astype(np.float64), Xd, Y)):
                 break
@@ -384,7 +322,7 @@ class Problem:
         self.n_outputs = TASK_INFO[task][3]
         self.f = est._loss_grad_function(Xd, Y, self.sw)
         if dtype == np.float32:
-            twin = _fit(_make(task, activation, alpha, seed), X64, y)
+            twin = fit_quietly(_make(task, activation, alpha, seed), X64, y)
             assert twin._theta.dtype == np.float64
             assert twin._layer_units == est._layer_units
             sw64 = None if self.sw is None else self.sw.astype(np.float64)
@@ -414,36 +352,6 @@ def training_objective(f, net, n_outputs, S):
         return n_outputs * (loss - penalty) + penalty, grad
 
     return objective
-
-
-def _central_differences(f, theta, step=FD_STEP):
-    theta = np.asarray(theta, dtype=np.float64)
-    fd = np.empty_like(theta)
-    for j in range(theta.shape[0]):
-        tp = theta.copy()
-        tm = theta.copy()
-        tp[j] += step
-        tm[j] -= step
-        fd[j] = (f(tp)[0] - f(tm)[0]) / (2 * step)
-    return fd
-
-
-def _assert_grad_close(grad, expected, rtol, atol_frac, label):
-    """|grad - expected| <= rtol * |expected| + atol_frac * max|expected|."""
-    grad = np.asarray(grad, dtype=np.float64)
-    atol = atol_frac * np.max(np.abs(expected))
-    bad = np.abs(grad - expected) > rtol * np.abs(expected) + atol
-    if bad.any():
-        idx = np.flatnonzero(bad)
-        ratio = grad[idx] / np.where(expected[idx] == 0, np.nan, expected[idx])
-        raise AssertionError(
-            f"{label}: {bad.sum()} of {grad.size} coordinates differ "
-            f"(rtol={rtol}, atol={atol:.3g})\n"
-            f"index   : {idx[:12]}\n"
-            f"kernel  : {grad[idx][:12]}\n"
-            f"expected: {expected[idx][:12]}\n"
-            f"ratio   : {ratio[:12]}"
-        )
 
 
 def _combos(f):
@@ -499,9 +407,9 @@ def test_gradient_matches_finite_differences(task, activation, dtype, weighted, 
     assert np.isfinite(loss) and np.all(np.isfinite(grad))
 
     objective = training_objective(p.f64, p.net, p.n_outputs, p.S())
-    fd = _central_differences(objective, p.theta64)
+    fd = central_differences(objective, p.theta64, FD_STEP)
     rtol, atol_frac = GRAD_TOL[p.dtype]
-    _assert_grad_close(grad, fd, rtol, atol_frac, "gradient vs finite differences")
+    assert_grad_close(grad, fd, rtol, atol_frac, "gradient vs finite differences")
 
     if p.net.prelu:
         # the slope coordinates are really exercised
@@ -533,7 +441,7 @@ def test_gradient_matches_numpy_backprop(task, activation, dtype, weighted, alph
     _, grad = p.f(p.theta)
     expected = p.net.grad(p.theta64, p.X, p.Y, p.sw)
     rtol, atol_frac = BACKPROP_TOL[p.dtype]
-    _assert_grad_close(grad, expected, rtol, atol_frac, "gradient vs NumPy backprop")
+    assert_grad_close(grad, expected, rtol, atol_frac, "gradient vs NumPy backprop")
 
 
 @pytest.mark.parametrize("negative_slope", [0.0, 0.01, 0.3, 1.0])
@@ -542,19 +450,20 @@ def test_leaky_relu_negative_slope_is_used(negative_slope):
     X, y, _ = _data("squared_error", 3)
     kw = dict(hidden_layer_sizes=(6,), solver="sgd", max_iter=1, random_state=3,
               learning_rate_init=1e-3, alpha=0.0)
-    leaky = _fit(MLPRegressor(activation="leaky_relu", negative_slope=negative_slope, **kw), X, y)
-    Y = _encode(leaky, y)
+    leaky = fit_quietly(MLPRegressor(activation="leaky_relu", negative_slope=negative_slope, **kw),
+                        X, y)
+    Y = encode_targets(leaky, y)
     theta = leaky._theta.copy()
     net = Net(leaky._layer_units, "leaky_relu", negative_slope, "identity", "squared_error", 0.0, 1.0)
     Z, _, _, _ = net.forward(theta, X)
     assert np.any(Z[0] < 0) and np.min(np.abs(Z[0])) > KINK_MARGIN
     loss, grad = leaky._loss_grad_function(X, Y, None)(theta)
     assert loss == pytest.approx(net.loss_value(theta, X, Y, None, 0.0), rel=1e-12)
-    _assert_grad_close(grad, net.grad(theta, X, Y, None), 1e-9, 1e-12, "leaky backprop")
+    assert_grad_close(grad, net.grad(theta, X, Y, None), 1e-9, 1e-12, "leaky backprop")
     # the limiting cases agree with relu / identity at the same parameters
     limit = {0.0: "relu", 1.0: "identity"}.get(negative_slope)
     if limit is not None:
-        other = _fit(MLPRegressor(activation=limit, **kw), X, y)
+        other = fit_quietly(MLPRegressor(activation=limit, **kw), X, y)
         loss_o, grad_o = other._loss_grad_function(X, Y, None)(theta)
         assert loss == pytest.approx(loss_o, rel=1e-12)
         np.testing.assert_allclose(grad, grad_o, rtol=1e-10, atol=1e-14)
@@ -567,17 +476,17 @@ def test_huber_delta_is_used(huber_delta):
     X, y, _ = _data("huber", 4)
     kw = dict(hidden_layer_sizes=(5,), activation="tanh", solver="sgd", max_iter=1,
               random_state=4, learning_rate_init=1e-3, alpha=0.0)
-    est = _fit(MLPRegressor(loss="huber", huber_delta=huber_delta, **kw), X, y)
-    Y = _encode(est, y)
+    est = fit_quietly(MLPRegressor(loss="huber", huber_delta=huber_delta, **kw), X, y)
+    Y = encode_targets(est, y)
     theta = est._theta.copy()
     net = Net(est._layer_units, "tanh", 0.01, "identity", "huber", 0.0, huber_delta)
     loss, grad = est._loss_grad_function(X, Y, None)(theta)
     assert loss == pytest.approx(net.loss_value(theta, X, Y, None, 0.0), rel=1e-12)
-    _assert_grad_close(grad, net.grad(theta, X, Y, None), 1e-9, 1e-12, "huber backprop")
+    assert_grad_close(grad, net.grad(theta, X, Y, None), 1e-9, 1e-12, "huber backprop")
     _, A, _, _ = net.forward(theta, X)
     R = np.abs(A[-1] - Y)
     if R.max() < huber_delta:
-        sq = _fit(MLPRegressor(loss="squared_error", **kw), X, y)
+        sq = fit_quietly(MLPRegressor(loss="squared_error", **kw), X, y)
         loss_sq, grad_sq = sq._loss_grad_function(X, Y, None)(theta)
         assert loss == pytest.approx(loss_sq, rel=1e-12)
         np.testing.assert_allclose(grad, grad_sq, rtol=1e-10, atol=1e-14)
@@ -658,7 +567,8 @@ def test_prelu_with_unit_slopes_is_identity_network():
     idx = _slope_index(p.units)
     theta[idx] = 1.0
     loss, grad = p.f(theta)
-    ident = _fit(_make("squared_error", "identity", ALPHA_NONZERO, p.seed), p.X, p.Y.ravel())
+    ident = fit_quietly(_make("squared_error", "identity", ALPHA_NONZERO, p.seed),
+                        p.X, p.Y.ravel())
     n_wb = idx[0]
     loss_i, grad_i = ident._loss_grad_function(p.X, p.Y, p.sw)(theta[:n_wb])
     assert loss == pytest.approx(loss_i, rel=1e-12)
@@ -699,9 +609,10 @@ def _class_weight_problem(task, class_weight, dtype, weighted):
         X = X.astype(dtype)
         sw = sw.astype(dtype) if weighted else None
         cw = CLASS_WEIGHTS[task] if class_weight == "dict" else class_weight
-        est = _fit(_make(task, "prelu", ALPHA_NONZERO, seed, class_weight=cw), X, y, sw)
+        est = fit_quietly(_make(task, "prelu", ALPHA_NONZERO, seed, class_weight=cw), X, y,
+                          sample_weight=sw)
         theta = _evaluation_point(est, seed)
-        Y = _encode(est, y)
+        Y = encode_targets(est, y)
         net = _reference_net(est, task, "prelu", ALPHA_NONZERO)
         if _acceptable(_kink_report(net, theta.astype(np.float64), X, Y)):
             return seed, X, y, sw, cw, est, theta, Y, net
@@ -730,7 +641,7 @@ def test_class_weight_gradient(task, class_weight, dtype, weighted):
     loss, grad = f(theta)
     assert grad.dtype == dtype
     # the same as any model given those weights as sample weights
-    plain = _fit(_make(task, "prelu", ALPHA_NONZERO, seed), X, y)
+    plain = fit_quietly(_make(task, "prelu", ALPHA_NONZERO, seed), X, y)
     loss_p, grad_p = plain._loss_grad_function(X, Y, expected_w.astype(dtype))(theta)
     assert loss == pytest.approx(loss_p, rel=1e-6 if dtype == np.float32 else 1e-13)
     np.testing.assert_allclose(grad, grad_p, rtol=1e-5 if dtype == np.float32 else 1e-12,
@@ -741,20 +652,21 @@ def test_class_weight_gradient(task, class_weight, dtype, weighted):
 
     # finite differences (float64 twin for float32) and the NumPy reference
     if dtype == np.float32:
-        twin = _fit(_make(task, "prelu", ALPHA_NONZERO, seed, class_weight=cw),
-                    X.astype(np.float64), y, None if sw is None else sw.astype(np.float64))
+        twin = fit_quietly(_make(task, "prelu", ALPHA_NONZERO, seed, class_weight=cw),
+                           X.astype(np.float64), y,
+                           sample_weight=None if sw is None else sw.astype(np.float64))
         f64 = twin._loss_grad_function(X.astype(np.float64), Y, ew.astype(np.float64))
     else:
         f64 = f
     theta64 = theta.astype(np.float64)
-    fd = _central_differences(f64, theta64)
-    _assert_grad_close(grad, fd, *GRAD_TOL[dtype], "class-weighted gradient vs FD")
+    fd = central_differences(f64, theta64, FD_STEP)
+    assert_grad_close(grad, fd, *GRAD_TOL[dtype], "class-weighted gradient vs FD")
     eps = np.finfo(dtype).eps
     assert loss == pytest.approx(
         net.loss_value(theta64, X, Y, ew, eps), rel=LOSS_RTOL[dtype]
     )
-    _assert_grad_close(grad, net.grad(theta64, X, Y, ew), *BACKPROP_TOL[dtype],
-                       "class-weighted gradient vs NumPy backprop")
+    assert_grad_close(grad, net.grad(theta64, X, Y, ew), *BACKPROP_TOL[dtype],
+                      "class-weighted gradient vs NumPy backprop")
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
@@ -768,9 +680,9 @@ def test_class_weight_reaches_training(task, class_weight, solver):
     weights = sw * _expected_class_weights(cw, y, sw)
     kw = dict(hidden_layer_sizes=(4,), activation="tanh", solver=solver, max_iter=3,
               random_state=0, learning_rate_init=0.05, alpha=0.01)
-    a = _fit(MLPClassifier(class_weight=cw, **kw), X, y, sw)
-    b = _fit(MLPClassifier(**kw), X, y, weights)
-    c = _fit(MLPClassifier(**kw), X, y, sw)
+    a = fit_quietly(MLPClassifier(class_weight=cw, **kw), X, y, sample_weight=sw)
+    b = fit_quietly(MLPClassifier(**kw), X, y, sample_weight=weights)
+    c = fit_quietly(MLPClassifier(**kw), X, y, sample_weight=sw)
     np.testing.assert_allclose(a._theta, b._theta, rtol=1e-12, atol=1e-15)
     assert a.loss_ == pytest.approx(b.loss_, rel=1e-12)
     assert not np.allclose(a._theta, c._theta, rtol=1e-6)
@@ -781,8 +693,9 @@ def test_balanced_class_weight_counts_sample_weights():
     samples all weigh 0 keeps weight 0 (no inf / nan reaches the loss)."""
     X, y, sw = _data("multiclass", 0)
     sw = sw.copy()
-    est = _fit(_make("multiclass", "tanh", 0.0, 0, class_weight="balanced"), X, y, sw)
-    Y = _encode(est, y)
+    est = fit_quietly(_make("multiclass", "tanh", 0.0, 0, class_weight="balanced"), X, y,
+                      sample_weight=sw)
+    Y = encode_targets(est, y)
     ew = est._effective_sample_weight(Y, sw, False)
     total = sw.sum()
     for c in range(3):
@@ -796,7 +709,8 @@ def test_balanced_class_weight_counts_sample_weights():
         # scikit-learn's compute_class_weight divides by the zero total
         # (skmlp replaces the resulting inf by 0)
         warnings.filterwarnings("ignore", "divide by zero", RuntimeWarning)
-        est = _fit(_make("multiclass", "tanh", 0.0, 0, class_weight="balanced"), X, y, sw)
+        est = fit_quietly(_make("multiclass", "tanh", 0.0, 0, class_weight="balanced"), X, y,
+                          sample_weight=sw)
         ew = est._effective_sample_weight(Y, sw, False)
     assert np.all(np.isfinite(ew))
     assert np.all(ew[y == 1] == 0)
@@ -869,9 +783,9 @@ def _dropout_problem(task, activation, dropout, dtype_name):
     for seed in range(60):
         X64, y, sw = _data(task, seed)
         X = X64.astype(dtype)
-        est = _fit(_make(task, activation, ALPHA_NONZERO, seed, dropout=dropout), X, y)
+        est = fit_quietly(_make(task, activation, ALPHA_NONZERO, seed, dropout=dropout), X, y)
         theta = _evaluation_point(est, seed)
-        Y = _encode(est, y)
+        Y = encode_targets(est, y)
         net = _reference_net(est, task, activation, ALPHA_NONZERO)
         report = list(_kink_report(net, theta.astype(np.float64), X, Y))
         if TASK_INFO[task][1] in ("absolute_error", "huber"):
@@ -885,7 +799,8 @@ def _dropout_problem(task, activation, dropout, dtype_name):
     sw = sw.astype(dtype)
     twin = None
     if dtype == np.float32:
-        twin = _fit(_make(task, activation, ALPHA_NONZERO, seed, dropout=dropout), X64, y)
+        twin = fit_quietly(_make(task, activation, ALPHA_NONZERO, seed, dropout=dropout),
+                           X64, y)
     return seed, X, y, sw, est, theta, Y, net, twin
 
 
@@ -923,8 +838,8 @@ def test_dropout_fixed_mask_gradient(task, activation, dropout, dtype):
     )
     S = float(np.sum(sw, dtype=np.float64))
     objective = training_objective(f64, net, TASK_INFO[task][3], S)
-    fd = _central_differences(objective, theta.astype(np.float64))
-    _assert_grad_close(g1, fd, *GRAD_TOL[dtype], "dropout gradient vs finite differences")
+    fd = central_differences(objective, theta.astype(np.float64), FD_STEP)
+    assert_grad_close(g1, fd, *GRAD_TOL[dtype], "dropout gradient vs finite differences")
     # dropped units have zero gradient through them, but not everything is zero
     assert np.count_nonzero(g1) > g1.size // 2
 
@@ -947,8 +862,8 @@ def test_dropout_fixed_mask_matches_numpy(task, activation, dropout, dtype):
         loss, grad = est._loss_grad_function(X, Y, sw, dropout_seed=dseed)(theta)
         expected = net.loss_value(theta64, X, Y, sw, np.finfo(dtype).eps, masks)
         assert loss == pytest.approx(expected, rel=LOSS_RTOL[dtype])
-        _assert_grad_close(grad, net.grad(theta64, X, Y, sw, masks), *BACKPROP_TOL[dtype],
-                           "dropout gradient vs NumPy backprop")
+        assert_grad_close(grad, net.grad(theta64, X, Y, sw, masks), *BACKPROP_TOL[dtype],
+                          "dropout gradient vs NumPy backprop")
         # the drop fraction is about the rate
         for rate, m in zip(_rates(dropout), masks):
             if m is not None:
@@ -961,10 +876,10 @@ def test_dropout_inverted_scaling_in_expectation():
     many fixed-mask seeds approaches the gradient without dropout.
     (Independent of the generator's details.)"""
     X, y, _ = _data("squared_error", 0)
-    est = _fit(MLPRegressor(hidden_layer_sizes=(8,), activation="identity", dropout=0.5,
-                            solver="sgd", max_iter=1, random_state=0, alpha=0.0,
-                            learning_rate_init=1e-3), X, y)
-    Y = _encode(est, y)
+    est = fit_quietly(MLPRegressor(hidden_layer_sizes=(8,), activation="identity", dropout=0.5,
+                                   solver="sgd", max_iter=1, random_state=0, alpha=0.0,
+                                   learning_rate_init=1e-3), X, y)
+    Y = encode_targets(est, y)
     theta = est._theta
     _, g_plain = est._loss_grad_function(X, Y, None)(theta)
     n_seeds = 400
@@ -979,6 +894,6 @@ def test_dropout_inverted_scaling_in_expectation():
     assert spread > 0  # the masks do change it
     assert abs(mean[b_out] - g_plain[b_out]) < 4 * spread / np.sqrt(n_seeds)
     # without the 1 / (1 - p) scaling the expectation would be off by a lot
-    Ws, bs, _ = _unpack(theta, est._layer_units, False)
+    Ws, bs, _ = unpack(theta, est._layer_units, False)
     unscaled = np.mean((0.5 * (X @ Ws[0] + bs[0])) @ Ws[1] + bs[1] - Y)
     assert abs(unscaled - g_plain[b_out]) > 8 * spread / np.sqrt(n_seeds)

@@ -41,6 +41,8 @@ from sklearn.utils.validation import check_is_fitted
 
 import skmlp
 
+from _helpers import read_only
+
 CLF = "MLPClassifier"
 REG = "MLPRegressor"
 
@@ -60,9 +62,7 @@ def _data(est_name):
     # shifted and scaled features, so that StandardScaler matters
     X = X * np.linspace(0.5, 20, X.shape[1]) + np.linspace(-5, 5, X.shape[1])
     # shared between tests: read-only, so that no estimator writes into it
-    X.flags.writeable = False
-    y.flags.writeable = False
-    return X, y
+    return read_only(X, y)
 
 
 def _scaled(X):

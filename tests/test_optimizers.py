@@ -28,6 +28,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skmlp import MLPClassifier, MLPRegressor
 
+from _helpers import encode_targets, fit_quietly
+
 N_SAMPLES, N_FEATURES = 12, 3
 SEED = 5
 LR = 0.05
@@ -68,19 +70,6 @@ def _estimator(solver_case, activation="tanh", hidden=(4, 3), batch_size=N_SAMPL
     kw.update(params)
     kw.update(extra)
     return MLPClassifier(**kw) if classification else MLPRegressor(**kw)
-
-
-def _fit(est, X, y, sample_weight=None):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        est.fit(X, y, sample_weight=sample_weight)
-    return est
-
-
-def _encode(est, y):
-    if isinstance(est, MLPClassifier):
-        return est._label_binarizer.transform(y)
-    return np.asarray(y, dtype=np.float64).reshape(len(y), -1)
 
 
 def initial_theta(units, activation, seed):
@@ -233,8 +222,8 @@ def test_initial_parameters(activation):
     """The reference's initial vector is the estimator's: a step of 1e-300 does
     not move any (non-tiny) float64 parameter."""
     X, y = _data()
-    est = _fit(_estimator("sgd", activation=activation, max_iter=1,
-                          learning_rate_init=1e-300), X, y)
+    est = fit_quietly(_estimator("sgd", activation=activation, max_iter=1,
+                                 learning_rate_init=1e-300), X, y)
     theta0 = initial_theta(est._layer_units, activation, SEED)
     assert np.min(np.abs(theta0)) > 1e-200
     np.testing.assert_array_equal(est._theta, theta0)
@@ -249,8 +238,8 @@ def test_update_rule_matches_reference(solver_case, batch_size):
     reference: parameters, optimizer state, step count and the epoch losses."""
     X, y = _data()
     n_epochs = 4
-    est = _fit(_estimator(solver_case, batch_size=batch_size, max_iter=n_epochs), X, y)
-    Y = _encode(est, y)
+    est = fit_quietly(_estimator(solver_case, batch_size=batch_size, max_iter=n_epochs), X, y)
+    Y = encode_targets(est, y)
     theta0 = initial_theta(est._layer_units, "tanh", SEED)
     theta, ref, losses, lrs = reference_run(est, X, Y, None, theta0, n_epochs, batch_size)
 
@@ -278,9 +267,10 @@ def test_update_rule_prelu_classifier_weighted(solver_case):
     X, y = _data(1, classification=True)
     sw = np.random.RandomState(2).uniform(0.2, 2.0, N_SAMPLES)
     n_epochs, batch_size = 3, 5
-    est = _fit(_estimator(solver_case, activation="prelu", batch_size=batch_size,
-                          max_iter=n_epochs, classification=True), X, y, sw)
-    Y = _encode(est, y)
+    est = fit_quietly(_estimator(solver_case, activation="prelu", batch_size=batch_size,
+                                 max_iter=n_epochs, classification=True), X, y,
+                      sample_weight=sw)
+    Y = encode_targets(est, y)
     assert Y.shape == (N_SAMPLES, 3)
     theta0 = initial_theta(est._layer_units, "prelu", SEED)
     theta, ref, losses, _ = reference_run(est, X, Y, sw, theta0, n_epochs, batch_size)
@@ -296,14 +286,14 @@ def test_invscaling_schedule(solver_case):
     epoch the step size becomes learning_rate_init / (samples_seen + 1) ** power_t."""
     X, y = _data()
     n_epochs, batch_size, power_t = 4, 5, 0.4
-    est = _fit(_estimator(solver_case, batch_size=batch_size, max_iter=n_epochs,
-                          learning_rate="invscaling", power_t=power_t), X, y)
+    est = fit_quietly(_estimator(solver_case, batch_size=batch_size, max_iter=n_epochs,
+                                 learning_rate="invscaling", power_t=power_t), X, y)
     expected_lrs = [LR / (e * N_SAMPLES + 1) ** power_t for e in range(n_epochs)]
     assert est.history_["learning_rate"] == pytest.approx(expected_lrs, rel=1e-14)
     assert est._optimizer.learning_rate == pytest.approx(
         LR / (n_epochs * N_SAMPLES + 1) ** power_t, rel=1e-14
     )
-    Y = _encode(est, y)
+    Y = encode_targets(est, y)
     theta0 = initial_theta(est._layer_units, "tanh", SEED)
     theta, _, losses, lrs = reference_run(est, X, Y, None, theta0, n_epochs, batch_size,
                                           schedule="invscaling")
@@ -311,7 +301,7 @@ def test_invscaling_schedule(solver_case):
     _assert_theta_close(est._theta, theta, 1e-10, "theta")
     np.testing.assert_allclose(est.loss_curve_, losses, rtol=1e-10)
     # and it is not the constant schedule's result
-    const = _fit(_estimator(solver_case, batch_size=batch_size, max_iter=n_epochs), X, y)
+    const = fit_quietly(_estimator(solver_case, batch_size=batch_size, max_iter=n_epochs), X, y)
     assert not np.allclose(const._theta, est._theta, rtol=1e-6)
 
 
@@ -322,12 +312,12 @@ def test_adaptive_schedule(solver_case):
     (after the first, which improves on +inf), and training goes on."""
     X, y = _data()
     n_epochs, batch_size = 7, 6
-    est = _fit(_estimator(solver_case, batch_size=batch_size, max_iter=n_epochs,
-                          learning_rate="adaptive", tol=1e9, n_iter_no_change=1), X, y)
+    est = fit_quietly(_estimator(solver_case, batch_size=batch_size, max_iter=n_epochs,
+                                 learning_rate="adaptive", tol=1e9, n_iter_no_change=1), X, y)
     assert est.n_iter_ == n_epochs
     expected_lrs = [LR, LR, LR, LR / 5, LR / 5, LR / 25, LR / 25]
     assert est.history_["learning_rate"] == pytest.approx(expected_lrs, rel=1e-14)
-    Y = _encode(est, y)
+    Y = encode_targets(est, y)
     theta0 = initial_theta(est._layer_units, "tanh", SEED)
     theta, _, losses, lrs = reference_run(est, X, Y, None, theta0, n_epochs, batch_size,
                                           schedule="adaptive")
@@ -341,19 +331,19 @@ def test_adam_ignores_schedules():
     constant, and under 'adaptive' a stall stops training as with 'constant'."""
     X, y = _data()
     n_epochs, batch_size = 4, 5
-    const = _fit(_estimator("adam", batch_size=batch_size, max_iter=n_epochs), X, y)
-    inv = _fit(_estimator("adam", batch_size=batch_size, max_iter=n_epochs,
-                          learning_rate="invscaling", power_t=0.4), X, y)
+    const = fit_quietly(_estimator("adam", batch_size=batch_size, max_iter=n_epochs), X, y)
+    inv = fit_quietly(_estimator("adam", batch_size=batch_size, max_iter=n_epochs,
+                                 learning_rate="invscaling", power_t=0.4), X, y)
     assert inv.history_["learning_rate"] == [LR] * n_epochs
     np.testing.assert_array_equal(inv._theta, const._theta)
-    Y = _encode(inv, y)
+    Y = encode_targets(inv, y)
     theta0 = initial_theta(inv._layer_units, "tanh", SEED)
     theta, _, losses, _ = reference_run(inv, X, Y, None, theta0, n_epochs, batch_size)
     _assert_theta_close(inv._theta, theta, 1e-10, "theta")
 
     stall = dict(tol=1e9, n_iter_no_change=1, max_iter=7, batch_size=batch_size)
-    adaptive = _fit(_estimator("adam", learning_rate="adaptive", **stall), X, y)
-    constant = _fit(_estimator("adam", learning_rate="constant", **stall), X, y)
+    adaptive = fit_quietly(_estimator("adam", learning_rate="adaptive", **stall), X, y)
+    constant = fit_quietly(_estimator("adam", learning_rate="constant", **stall), X, y)
     # epoch 1 improves on +inf; epochs 2 and 3 do not: 2 > n_iter_no_change
     assert adaptive.n_iter_ == constant.n_iter_ == 3
     assert adaptive.history_["learning_rate"] == [LR] * 3
@@ -363,9 +353,9 @@ def test_adam_ignores_schedules():
 def test_adaptive_schedule_stops_when_step_tiny():
     """Below 1e-6 the adaptive schedule stops instead of dividing further."""
     X, y = _data()
-    est = _fit(_estimator("adagrad", batch_size=N_SAMPLES, max_iter=50,
-                          learning_rate="adaptive", tol=1e9, n_iter_no_change=1,
-                          learning_rate_init=1e-5), X, y)
+    est = fit_quietly(_estimator("adagrad", batch_size=N_SAMPLES, max_iter=50,
+                                 learning_rate="adaptive", tol=1e9, n_iter_no_change=1,
+                                 learning_rate_init=1e-5), X, y)
     lrs = est.history_["learning_rate"]
     # 1e-5, 1e-5, 1e-5, 2e-6, 2e-6, 4e-7, 4e-7 then stop (4e-7 <= 1e-6)
     assert lrs == pytest.approx([1e-5] * 3 + [2e-6] * 2 + [4e-7] * 2, rel=1e-12)
@@ -380,9 +370,9 @@ def test_prelu_slopes_not_penalised_in_the_step(nesterov):
     X, y = _data(1)  # every hidden unit sees negative pre-activations
     alpha, lr = 3.0, 0.1
     extra = dict(momentum=0.0) if not nesterov else dict(momentum=0.5, nesterovs_momentum=True)
-    est = _fit(_estimator("sgd", activation="prelu", alpha=alpha, max_iter=1,
-                          learning_rate_init=lr, **extra), X, y)
-    Y = _encode(est, y)
+    est = fit_quietly(_estimator("sgd", activation="prelu", alpha=alpha, max_iter=1,
+                                 learning_rate_init=lr, **extra), X, y)
+    Y = encode_targets(est, y)
     theta0 = initial_theta(est._layer_units, "prelu", SEED)
     est.set_params(alpha=0.0)
     _, g_data = est._loss_grad_function(X, Y, None)(theta0)
@@ -415,10 +405,10 @@ def test_float32_state_and_agreement(solver_case):
     reference evaluated in float32 arithmetic."""
     X, y = _data(3)
     n_epochs, batch_size = 3, 5
-    est32 = _fit(_estimator(solver_case, activation="prelu", batch_size=batch_size,
-                            max_iter=n_epochs), X.astype(np.float32), y)
-    est64 = _fit(_estimator(solver_case, activation="prelu", batch_size=batch_size,
-                            max_iter=n_epochs), X, y)
+    est32 = fit_quietly(_estimator(solver_case, activation="prelu", batch_size=batch_size,
+                                   max_iter=n_epochs), X.astype(np.float32), y)
+    est64 = fit_quietly(_estimator(solver_case, activation="prelu", batch_size=batch_size,
+                                   max_iter=n_epochs), X, y)
     opt = est32._optimizer
     assert est32._theta.dtype == np.float32
     assert opt.state_1.dtype == np.float32 and opt.state_2.dtype == np.float32
@@ -437,7 +427,7 @@ def test_float32_state_and_agreement(solver_case):
     np.testing.assert_allclose(est32.loss_curve_, est64.loss_curve_, rtol=1e-4)
 
     # the same reference in float32 arithmetic, float32 compiled gradients
-    Y = _encode(est32, y)
+    Y = encode_targets(est32, y)
     theta0 = initial_theta(est32._layer_units, "prelu", SEED).astype(np.float32)
     theta, ref, _, _ = reference_run(est32, X.astype(np.float32), Y, None, theta0,
                                      n_epochs, batch_size, dtype=np.float32)
@@ -456,7 +446,7 @@ def test_partial_fit_continues_the_optimizer():
         est.partial_fit(X, y)
         est.partial_fit(X, y)
     assert est._optimizer.t == 6
-    Y = _encode(est, y)
+    Y = encode_targets(est, y)
     theta0 = initial_theta(est._layer_units, "tanh", SEED)
     theta, ref, _, _ = reference_run(est, X, Y, None, theta0, 2, 5)
     _assert_theta_close(est._theta, theta, 1e-10, "theta")

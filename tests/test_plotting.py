@@ -1,12 +1,10 @@
 """skmlp.plotting.TrainingCurveDisplay, drawn with matplotlib's Agg backend."""
 
 import sys
-import warnings
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits, make_regression
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.datasets import make_regression
 
 import matplotlib  # the test extra installs it
 
@@ -17,23 +15,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 from skmlp import MLPClassifier, MLPRegressor  # noqa: E402
 from skmlp.plotting import TrainingCurveDisplay  # noqa: E402
 
+from _helpers import fit_quietly  # noqa: E402
+
 
 @pytest.fixture(autouse=True)
 def _close_figures():
     yield
     plt.close("all")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return (X / 16).astype(np.float32), y
-
-
-def _fit(est, X, y, **fit_params):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return est.fit(X, y, **fit_params)
 
 
 def _legend_texts(disp):
@@ -42,7 +30,7 @@ def _legend_texts(disp):
 
 def test_from_estimator_with_eval_sets(digits):
     X, y = digits
-    clf = _fit(
+    clf = fit_quietly(
         MLPClassifier(hidden_layer_sizes=(16,), max_iter=6, random_state=0,
                       track_train_score=True),
         X[:1000], y[:1000], eval_set=[(X[1000:1400], y[1000:1400]), (X[1400:], y[1400:])],
@@ -83,8 +71,8 @@ def test_from_estimator_with_eval_sets(digits):
 def test_from_estimator_early_stopping_regressor():
     X, y = make_regression(n_samples=300, n_features=5, noise=1, random_state=0)
     y = y / y.std()
-    reg = _fit(MLPRegressor(hidden_layer_sizes=(8,), max_iter=15, early_stopping=True,
-                            random_state=0), X, y)
+    reg = fit_quietly(MLPRegressor(hidden_layer_sizes=(8,), max_iter=15, early_stopping=True,
+                                   random_state=0), X, y)
     h = reg.history_
     disp = TrainingCurveDisplay.from_estimator(reg)
     assert set(disp.lines_) == {"train loss", "validation loss", "validation score"}
@@ -98,8 +86,8 @@ def test_from_estimator_early_stopping_regressor():
 
 def test_plot_on_given_axes_and_returns_self(digits):
     X, y = digits
-    clf = _fit(MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0),
-               X, y)
+    clf = fit_quietly(MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0),
+                      X, y)
     fig, (ax0, ax1) = plt.subplots(1, 2)
     disp = TrainingCurveDisplay.from_estimator(clf, ax=ax1)
     assert disp.ax_ is ax1 and disp.figure_ is fig
@@ -156,7 +144,7 @@ def test_from_estimator_needs_a_fitted_estimator():
 
 def test_saved_png(digits, tmp_path):
     X, y = digits
-    clf = _fit(
+    clf = fit_quietly(
         MLPClassifier(hidden_layer_sizes=(32,), max_iter=25, random_state=0,
                       early_stopping=True, track_train_score=True, n_iter_no_change=50),
         X[:1500], y[:1500], eval_set=[(X[1500:], y[1500:])],
@@ -173,7 +161,7 @@ def test_saved_png(digits, tmp_path):
 
 def test_import_error_without_matplotlib(monkeypatch, digits):
     X, y = digits
-    clf = _fit(MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0), X, y)
+    clf = fit_quietly(MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0), X, y)
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(ImportError, match=r"requires matplotlib.*pip install \"skmlp\[plot\]\""):

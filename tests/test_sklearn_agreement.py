@@ -24,6 +24,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 import skmlp
 
+from _helpers import fit_quietly, read_only
+
 RTOL = 1e-6
 ATOL = 1e-10
 
@@ -46,16 +48,10 @@ def _task(name):
     return est_name, X, y
 
 
-def _read_only(*arrays):
-    for a in arrays:
-        a.flags.writeable = False
-    return arrays
-
-
 @lru_cache(maxsize=None)
 def _make_task(name):
     est_name, X, y = _build_task(name)
-    X, y = _read_only(np.asarray(X, dtype=np.float64), np.asarray(y))
+    X, y = read_only(np.asarray(X, dtype=np.float64), np.asarray(y))
     return est_name, X, y
 
 
@@ -122,17 +118,11 @@ def _make_pair(est_name, **params):
     return getattr(sknn, est_name)(**params), getattr(skmlp, est_name)(**params)
 
 
-def _quiet_fit(est, X, y, **fit_params):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return est.fit(X, y, **fit_params)
-
-
 def _fit_pair(est_name, X, y, fit_params=None, **params):
     ref, ours = _make_pair(est_name, **params)
     fit_params = fit_params or {}
-    _quiet_fit(ref, X, y, **fit_params)
-    _quiet_fit(ours, X, y, **fit_params)
+    fit_quietly(ref, X, y, **fit_params)
+    fit_quietly(ours, X, y, **fit_params)
     return ref, ours
 
 
@@ -501,9 +491,9 @@ def test_batch_size_larger_than_n_samples_agrees(est_name):
     params = _stochastic_case(task, "sgd", batch_size=1000)
     ref, ours = _make_pair(est_name, **params)
     with pytest.warns(UserWarning, match="It is going to be clipped"):
-        _quiet_fit(ref, X, y)
+        fit_quietly(ref, X, y)
     with pytest.warns(UserWarning, match="It is going to be clipped"):
-        _quiet_fit(ours, X, y)
+        fit_quietly(ours, X, y)
     _check_stochastic_agreement(ref, ours, X)
 
 
@@ -544,8 +534,8 @@ def test_warm_start_agrees(solver, task):
     first_coef = ours.coefs_[0].copy()
     # second fit continues from the first solution, on a different subset
     X2, y2 = X[::2], y[::2]
-    _quiet_fit(ref, X2, y2)
-    _quiet_fit(ours, X2, y2)
+    fit_quietly(ref, X2, y2)
+    fit_quietly(ours, X2, y2)
     assert not np.allclose(ours.coefs_[0], first_coef)
     if solver == "lbfgs":
         assert ours.n_iter_ == ref.n_iter_
@@ -741,9 +731,9 @@ def test_verbose_output_agrees(solver, extra, capsys):
     est_name, X, y = _task("multiclass")
     params = _stochastic_case("multiclass", solver, max_iter=12, verbose=True, **extra)
     ref, ours = _make_pair(est_name, **params)
-    _quiet_fit(ref, X, y)
+    fit_quietly(ref, X, y)
     out_ref = capsys.readouterr().out
-    _quiet_fit(ours, X, y)
+    fit_quietly(ours, X, y)
     out = capsys.readouterr().out
     assert out_ref.count("Iteration") == ref.n_iter_ > 0
     assert out == out_ref

@@ -14,7 +14,6 @@
 
 import inspect
 import pickle
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -25,7 +24,6 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy import stats
 from sklearn.base import clone
 from sklearn.datasets import load_digits, make_classification, make_regression
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score, recall_score
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.preprocessing import StandardScaler
@@ -34,6 +32,8 @@ from sklearn.utils.class_weight import compute_class_weight
 from skmlp import MLPClassifier, MLPRegressor, _mlp_fast
 from skmlp._multilayer_perceptron import _kernel_input, _Workspace
 from skmlp._threads import blas_threads_for
+
+from _helpers import central_differences, fit_quietly, hidden_activation, output_activation
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::sklearn.exceptions.ConvergenceWarning"
@@ -77,34 +77,14 @@ def _reg_data(n_samples=120, n_features=8, n_targets=1, seed=0, sparsify=False):
 
 
 def _hidden(name, z, est, layer):
-    """Hidden activation ``name`` of pre-activation z (float64)."""
-    if name == "identity":
-        return z
-    if name == "logistic":
-        return 1.0 / (1.0 + np.exp(-z))
-    if name == "tanh":
-        return np.tanh(z)
-    if name == "relu":
-        return np.maximum(z, 0.0)
+    """Hidden activation ``name`` of pre-activation z (float64), with the
+    estimator's negative slope (leaky_relu) or learned slopes of ``layer`` (prelu)."""
+    slope = None
     if name == "leaky_relu":
-        return np.maximum(z, 0.0) + est.negative_slope * np.minimum(z, 0.0)
-    if name == "prelu":
-        a = np.asarray(est.prelu_slopes_[layer], dtype=np.float64)
-        return np.maximum(z, 0.0) + a * np.minimum(z, 0.0)
-    raise ValueError(name)
-
-
-def _out(name, z):
-    if name == "identity":
-        return z
-    if name == "logistic":
-        return 1.0 / (1.0 + np.exp(-z))
-    if name == "softmax":
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    if name == "exp":
-        return np.exp(z)
-    raise ValueError(name)
+        slope = est.negative_slope
+    elif name == "prelu":
+        slope = np.asarray(est.prelu_slopes_[layer], dtype=np.float64)
+    return hidden_activation(name, z, slope)
 
 
 def np_forward(est, X):
@@ -116,7 +96,7 @@ def np_forward(est, X):
         if i < n_layers - 1:
             A = _hidden(est.activation, Z, est, i)
         else:
-            A = _out(est.out_activation_, Z)
+            A = output_activation(est.out_activation_, Z)
     return A
 
 
@@ -125,12 +105,6 @@ def _np_proba(est, X):
     if P.shape[1] == 1 and est.out_activation_ == "logistic":
         P = np.hstack([1 - P, P])
     return P
-
-
-def _fit(est, X, y, **fit_params):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return est.fit(X, y, **fit_params)
 
 
 # ---------------------------------------------------------------------------
@@ -282,7 +256,7 @@ def test_init_through_fit_float32(case):
         solver="sgd", learning_rate_init=1e-12, momentum=0.0, max_iter=1,
         shuffle=False, random_state=0, **params,
     )
-    _fit(est, X, y)
+    fit_quietly(est, X, y)
     assert est._theta.dtype == np.float32
     assert all(c.dtype == np.float32 for c in est.coefs_ + est.intercepts_)
     assert est.predict(X).dtype == np.float32
@@ -309,7 +283,7 @@ N_MASK_ROWS = 600
 def _mask_model(dtype, hidden=(64, 32)):
     X, y = _clf_data(n_samples=N_MASK_ROWS, n_features=20, seed=1)
     X = X.astype(dtype)
-    est = _fit(MLPClassifier(hidden_layer_sizes=hidden, max_iter=2, random_state=0), X, y)
+    est = fit_quietly(MLPClassifier(hidden_layer_sizes=hidden, max_iter=2, random_state=0), X, y)
     return est, X, y
 
 
@@ -387,7 +361,7 @@ def test_kernel_dropout_forward(dtype, rates):
         Z = A_prev @ W + b
         act = v["act"][layer]
         if layer == len(est._layer_units) - 1:
-            assert_allclose(act, _out("softmax", Z), **tol)
+            assert_allclose(act, output_activation("softmax", Z), **tol)
             break
         p = rates[layer - 1]
         if p > 0:
@@ -444,12 +418,7 @@ def test_loss_grad_function_dropout_seed():
 
 def _fd_check(f, theta, rtol=1e-5, atol=1e-7, step=1e-6):
     loss, grad = f(theta)
-    fd = np.empty_like(theta)
-    for j in range(theta.size):
-        tp, tm = theta.copy(), theta.copy()
-        tp[j] += step
-        tm[j] -= step
-        fd[j] = (f(tp)[0] - f(tm)[0]) / (2 * step)
+    fd = central_differences(f, theta, step)
     assert_allclose(grad, fd, rtol=rtol, atol=atol)
     return grad
 
@@ -477,7 +446,7 @@ def test_gradient_new_features_finite_differences(case):
         n_targets = 2 if case.endswith("multi") else 1
         X, y = _reg_data(n_samples=25, n_features=4, n_targets=n_targets, seed=2)
     est = cls(hidden_layer_sizes=(5, 4), alpha=0.3, max_iter=3, random_state=0, **params)
-    _fit(est, X, y)
+    fit_quietly(est, X, y)
     if est._has_prelu():
         # slopes away from their start, different per unit
         est._theta[est._slope_off[1] :] = np.linspace(-0.4, 0.9, est._theta.size - est._slope_off[1])
@@ -520,14 +489,14 @@ def test_dropout_zero_is_default_and_sklearn(cls, solver):
     # mini-batches smaller than the data: the shuffling order matters
     kw = dict(hidden_layer_sizes=(16, 8), solver=solver, max_iter=5, random_state=0,
               batch_size=32)
-    default = _fit(cls(**kw), X, y)
-    zero = _fit(cls(dropout=0.0, **kw), X, y)
-    zero_list = _fit(cls(dropout=[0.0, 0.0], **kw), X, y)
+    default = fit_quietly(cls(**kw), X, y)
+    zero = fit_quietly(cls(dropout=0.0, **kw), X, y)
+    zero_list = fit_quietly(cls(dropout=[0.0, 0.0], **kw), X, y)
     assert_array_equal(zero._theta, default._theta)
     assert_array_equal(zero_list._theta, default._theta)
     assert zero.loss_curve_ == default.loss_curve_
     sk_cls = sknn.MLPClassifier if cls is MLPClassifier else sknn.MLPRegressor
-    sk = _fit(sk_cls(**kw), X, y)
+    sk = fit_quietly(sk_cls(**kw), X, y)
     for a, b in zip(zero.coefs_ + zero.intercepts_, sk.coefs_ + sk.intercepts_):
         assert_allclose(a, b, rtol=1e-6, atol=1e-12)
     assert_allclose(zero.loss_curve_, sk.loss_curve_, rtol=1e-6)
@@ -539,23 +508,24 @@ def test_dropout_seeded_fit_reproducible(cls, solver):
     X, y = _clf_data() if cls is MLPClassifier else _reg_data()
     kw = dict(hidden_layer_sizes=(16, 8), solver=solver, max_iter=8, dropout=0.3,
               batch_size=32)
-    a = _fit(cls(random_state=0, **kw), X, y)
-    b = _fit(cls(random_state=0, **kw), X, y)
-    c = _fit(cls(random_state=1, **kw), X, y)
-    none = _fit(cls(random_state=0, **{**kw, "dropout": 0.0}), X, y)
+    a = fit_quietly(cls(random_state=0, **kw), X, y)
+    b = fit_quietly(cls(random_state=0, **kw), X, y)
+    c = fit_quietly(cls(random_state=1, **kw), X, y)
+    none = fit_quietly(cls(random_state=0, **{**kw, "dropout": 0.0}), X, y)
     assert_array_equal(a._theta, b._theta)
     assert a.loss_curve_ == b.loss_curve_
     assert not np.array_equal(a._theta, c._theta)
     assert not np.array_equal(a._theta, none._theta)
     # per-layer rates matter
-    d = _fit(cls(random_state=0, **{**kw, "dropout": [0.3, 0.0]}), X, y)
+    d = fit_quietly(cls(random_state=0, **{**kw, "dropout": [0.3, 0.0]}), X, y)
     assert not np.array_equal(a._theta, d._theta)
 
 
 @pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
 def test_dropout_prediction_deterministic_and_without_dropout(cls):
     X, y = _clf_data() if cls is MLPClassifier else _reg_data()
-    est = _fit(cls(hidden_layer_sizes=(32, 16), dropout=0.5, max_iter=20, random_state=0), X, y)
+    est = fit_quietly(cls(hidden_layer_sizes=(32, 16), dropout=0.5, max_iter=20, random_state=0),
+                      X, y)
     if cls is MLPClassifier:
         p1, p2 = est.predict_proba(X), est.predict_proba(X)
         assert_array_equal(p1, p2)
@@ -604,8 +574,8 @@ def test_dropout_invalid_rates(cls, dropout, hidden, message):
 def test_lbfgs_ignores_dropout(cls):
     X, y = _clf_data() if cls is MLPClassifier else _reg_data()
     kw = dict(hidden_layer_sizes=(16, 8), solver="lbfgs", max_iter=15, random_state=0)
-    plain = _fit(cls(**kw), X, y)
-    dropped = _fit(cls(dropout=0.5, **kw), X, y)
+    plain = fit_quietly(cls(**kw), X, y)
+    dropped = fit_quietly(cls(dropout=0.5, **kw), X, y)
     assert_array_equal(plain._theta, dropped._theta)
     assert plain.n_iter_ == dropped.n_iter_
 
@@ -649,7 +619,7 @@ def test_dropout_reduces_overfitting_gap_on_fashion_mnist():
     X_tr, X_te, y_tr, y_te = data
     gaps, test_acc = {}, {}
     for p in (0.0, 0.5):
-        est = _fit(
+        est = fit_quietly(
             MLPClassifier(
                 hidden_layer_sizes=(256,), dropout=p, alpha=0.0, solver="adam",
                 batch_size=64, max_iter=40, tol=0.0, n_iter_no_change=1000,
@@ -670,7 +640,7 @@ def test_dropout_reduces_overfitting_gap():
     X_tr, X_te, y_tr, y_te = _noisy_digits()
     gaps, test_acc = {}, {}
     for p in (0.0, 0.5):
-        est = _fit(
+        est = fit_quietly(
             MLPClassifier(
                 hidden_layer_sizes=(256, 256), dropout=p, alpha=0.0, batch_size=50,
                 max_iter=100, tol=0.0, n_iter_no_change=1000, random_state=0,
@@ -729,13 +699,13 @@ def test_explicit_defaults_reproduce_core(cls, solver):
     # mini-batches smaller than the data: the shuffling order matters
     kw = dict(hidden_layer_sizes=(16, 8), solver=solver, max_iter=5, random_state=0,
               batch_size=32)
-    implicit = _fit(cls(**kw), X, y)
-    explicit = _fit(cls(**kw, **defaults), X, y)
+    implicit = fit_quietly(cls(**kw), X, y)
+    explicit = fit_quietly(cls(**kw, **defaults), X, y)
     assert_array_equal(explicit._theta, implicit._theta)
     assert explicit.n_iter_ == implicit.n_iter_ == 5
     assert not hasattr(implicit, "prelu_slopes_")
     sk_cls = sknn.MLPClassifier if cls is MLPClassifier else sknn.MLPRegressor
-    sk = _fit(sk_cls(**kw), X, y)
+    sk = fit_quietly(sk_cls(**kw), X, y)
     for a, b in zip(explicit.coefs_ + explicit.intercepts_, sk.coefs_ + sk.intercepts_):
         assert_allclose(a, b, rtol=1e-6, atol=1e-12)
     assert_allclose(explicit.loss_, sk.loss_, rtol=1e-6)
@@ -760,7 +730,7 @@ def test_prelu_slopes_start_at_quarter(dtype):
         hidden_layer_sizes=(7, 5, 3), activation="prelu", solver="sgd",
         learning_rate_init=1e-300, max_iter=1, random_state=0,
     )
-    _fit(est, X.astype(dtype), y)
+    fit_quietly(est, X.astype(dtype), y)
     assert len(est.prelu_slopes_) == 3
     assert [a.shape for a in est.prelu_slopes_] == [(7,), (5,), (3,)]
     for a in est.prelu_slopes_:
@@ -768,7 +738,7 @@ def test_prelu_slopes_start_at_quarter(dtype):
         assert_array_equal(a, np.full(a.shape, 0.25, dtype=dtype))
         assert np.shares_memory(a, est._theta)
     # the layer weights are still the default initialisation
-    ref = _fit(
+    ref = fit_quietly(
         MLPClassifier(hidden_layer_sizes=(7, 5, 3), solver="sgd",
                       learning_rate_init=1e-300, max_iter=1, random_state=0),
         X.astype(dtype), y,
@@ -781,7 +751,7 @@ def test_prelu_slopes_start_at_quarter(dtype):
 @pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
 def test_prelu_slopes_learned_and_views(cls, solver):
     X, y = _clf_data() if cls is MLPClassifier else _reg_data()
-    est = _fit(
+    est = fit_quietly(
         cls(hidden_layer_sizes=(12, 6), activation="prelu", solver=solver,
             learning_rate_init=0.01, max_iter=40, random_state=0),
         X, y,
@@ -804,7 +774,8 @@ def test_prelu_slopes_learned_and_views(cls, solver):
 
 def test_prelu_pickle_rebuilds_views():
     X, y = _clf_data()
-    est = _fit(MLPClassifier(hidden_layer_sizes=(12, 6), activation="prelu", max_iter=20, random_state=0), X, y)
+    est = fit_quietly(MLPClassifier(hidden_layer_sizes=(12, 6), activation="prelu", max_iter=20,
+                                    random_state=0), X, y)
     copy = pickle.loads(pickle.dumps(est))
     assert_array_equal(copy._theta, est._theta)
     assert not np.shares_memory(copy._theta, est._theta)
@@ -827,7 +798,8 @@ def test_prelu_pickle_rebuilds_views():
 @pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
 def test_prelu_assigning_slopes(cls, how):
     X, y = _clf_data() if cls is MLPClassifier else _reg_data()
-    est = _fit(cls(hidden_layer_sizes=(12, 6), activation="prelu", max_iter=20, random_state=0), X, y)
+    est = fit_quietly(cls(hidden_layer_sizes=(12, 6), activation="prelu", max_iter=20,
+                          random_state=0), X, y)
     predict = est.predict_proba if cls is MLPClassifier else est.predict
     before = predict(X)
     new = [np.linspace(-0.5, 1.5, 12), np.linspace(2.0, -1.0, 6)]
@@ -850,14 +822,15 @@ def test_prelu_assigning_slopes(cls, how):
         assert np.shares_memory(a, est._theta)
     # training continues from the new slopes
     est.set_params(warm_start=True, max_iter=1, learning_rate_init=1e-300)
-    _fit(est, X, y)
+    fit_quietly(est, X, y)
     for a, b in zip(est.prelu_slopes_, new):
         assert_allclose(a, b, rtol=1e-12)
 
 
 def test_prelu_wrong_slope_shapes_raise():
     X, y = _clf_data()
-    est = _fit(MLPClassifier(hidden_layer_sizes=(12, 6), activation="prelu", max_iter=5, random_state=0), X, y)
+    est = fit_quietly(MLPClassifier(hidden_layer_sizes=(12, 6), activation="prelu", max_iter=5,
+                                    random_state=0), X, y)
     est.prelu_slopes_ = [np.zeros(12)]
     with pytest.raises(ValueError, match="prelu_slopes_"):
         est.predict(X)
@@ -865,15 +838,15 @@ def test_prelu_wrong_slope_shapes_raise():
 
 def test_warm_start_cannot_switch_prelu():
     X, y = _clf_data()
-    est = _fit(MLPClassifier(hidden_layer_sizes=(8,), activation="prelu", max_iter=5,
-                             random_state=0, warm_start=True), X, y)
+    est = fit_quietly(MLPClassifier(hidden_layer_sizes=(8,), activation="prelu", max_iter=5,
+                                    random_state=0, warm_start=True), X, y)
     est.set_params(activation="relu")
     with pytest.raises(ValueError, match="PReLU"):
         est.fit(X, y)
-    est = _fit(MLPClassifier(hidden_layer_sizes=(8,), activation="relu", max_iter=5,
-                             random_state=0, warm_start=True), X, y)
+    est = fit_quietly(MLPClassifier(hidden_layer_sizes=(8,), activation="relu", max_iter=5,
+                                    random_state=0, warm_start=True), X, y)
     est.set_params(activation="leaky_relu")
-    _fit(est, X, y)  # between activations without slopes: allowed
+    fit_quietly(est, X, y)  # between activations without slopes: allowed
     assert_allclose(est.predict_proba(X), _np_proba(est, X), rtol=1e-10, atol=1e-12)
 
 
@@ -881,8 +854,8 @@ def test_warm_start_cannot_switch_prelu():
 @pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
 def test_leaky_relu_forward_matches_numpy(cls, negative_slope):
     X, y = _clf_data() if cls is MLPClassifier else _reg_data()
-    est = _fit(cls(hidden_layer_sizes=(12, 6), activation="leaky_relu",
-                   negative_slope=negative_slope, max_iter=20, random_state=0), X, y)
+    est = fit_quietly(cls(hidden_layer_sizes=(12, 6), activation="leaky_relu",
+                          negative_slope=negative_slope, max_iter=20, random_state=0), X, y)
     # some hidden units are negative, so the slope matters
     Z = X @ est.coefs_[0] + est.intercepts_[0]
     assert (Z < 0).mean() > 0.2
@@ -890,7 +863,7 @@ def test_leaky_relu_forward_matches_numpy(cls, negative_slope):
         assert_allclose(est.predict_proba(X), _np_proba(est, X), rtol=1e-10, atol=1e-12)
     else:
         assert_allclose(est.predict(X), np_forward(est, X).ravel(), rtol=1e-10, atol=1e-12)
-    other = _fit(clone(est).set_params(negative_slope=negative_slope + 0.1), X, y)
+    other = fit_quietly(clone(est).set_params(negative_slope=negative_slope + 0.1), X, y)
     assert not np.allclose(other._theta, est._theta)
 
 
@@ -899,11 +872,11 @@ def test_leaky_relu_limits(solver):
     """negative_slope=0 trains relu's model; negative_slope=1 identity's."""
     X, y = _reg_data()
     kw = dict(hidden_layer_sizes=(12, 6), solver=solver, max_iter=10, random_state=0)
-    leaky0 = _fit(MLPRegressor(activation="leaky_relu", negative_slope=0.0, **kw), X, y)
-    relu = _fit(MLPRegressor(activation="relu", **kw), X, y)
+    leaky0 = fit_quietly(MLPRegressor(activation="leaky_relu", negative_slope=0.0, **kw), X, y)
+    relu = fit_quietly(MLPRegressor(activation="relu", **kw), X, y)
     assert_allclose(leaky0._theta, relu._theta, rtol=1e-12, atol=1e-15)
-    leaky1 = _fit(MLPRegressor(activation="leaky_relu", negative_slope=1.0, **kw), X, y)
-    ident = _fit(MLPRegressor(activation="identity", **kw), X, y)
+    leaky1 = fit_quietly(MLPRegressor(activation="leaky_relu", negative_slope=1.0, **kw), X, y)
+    ident = fit_quietly(MLPRegressor(activation="identity", **kw), X, y)
     assert_allclose(leaky1._theta, ident._theta, rtol=1e-12, atol=1e-15)
 
 
@@ -929,19 +902,19 @@ def test_class_weight_equals_sample_weight(class_weight, solver):
     X, y = X[keep], y[keep]
     kw = dict(hidden_layer_sizes=(10,), solver=solver, max_iter=8, random_state=0,
               batch_size=32)
-    weighted = _fit(MLPClassifier(class_weight=class_weight, **kw), X, y)
+    weighted = fit_quietly(MLPClassifier(class_weight=class_weight, **kw), X, y)
     sw = _per_sample(class_weight, y)
-    by_sw = _fit(MLPClassifier(**kw), X, y, sample_weight=sw)
+    by_sw = fit_quietly(MLPClassifier(**kw), X, y, sample_weight=sw)
     assert_array_equal(weighted._theta, by_sw._theta)
-    plain = _fit(MLPClassifier(**kw), X, y)
+    plain = fit_quietly(MLPClassifier(**kw), X, y)
     assert not np.array_equal(weighted._theta, plain._theta)
     # with sample_weight too: the product
     extra = np.random.RandomState(1).uniform(0.2, 3.0, size=y.size)
-    both = _fit(MLPClassifier(class_weight=class_weight, **kw), X, y, sample_weight=extra)
+    both = fit_quietly(MLPClassifier(class_weight=class_weight, **kw), X, y, sample_weight=extra)
     # ('balanced' counts the classes with the sample weights, as
     # LogisticRegression does)
     sw_both = _per_sample(class_weight, y, sample_weight=extra)
-    by_product = _fit(MLPClassifier(**kw), X, y, sample_weight=extra * sw_both)
+    by_product = fit_quietly(MLPClassifier(**kw), X, y, sample_weight=extra * sw_both)
     assert_allclose(both._theta, by_product._theta, rtol=1e-12, atol=1e-14)
 
 
@@ -950,8 +923,8 @@ def test_class_weight_string_labels_and_partial_fit():
     labels = np.array(["ant", "bee", "cat"])[y]
     cw = {"ant": 3.0, "cat": 0.5}
     kw = dict(hidden_layer_sizes=(10,), max_iter=6, random_state=0)
-    a = _fit(MLPClassifier(class_weight=cw, **kw), X, labels)
-    b = _fit(MLPClassifier(**kw), X, labels, sample_weight=_per_sample(cw, labels))
+    a = fit_quietly(MLPClassifier(class_weight=cw, **kw), X, labels)
+    b = fit_quietly(MLPClassifier(**kw), X, labels, sample_weight=_per_sample(cw, labels))
     assert_array_equal(a._theta, b._theta)
     # partial_fit with a dict: the same as partial_fit with the weights
     pa = MLPClassifier(class_weight=cw, **kw)
@@ -974,7 +947,7 @@ def test_class_weight_balanced_has_no_partial_fit():
         est.partial_fit(X, y, classes=np.unique(y))
     assert "class_weight='balanced'" in str(excinfo.value.__cause__)
     # also after a fit
-    _fit(est, X, y)
+    fit_quietly(est, X, y)
     with pytest.raises(AttributeError) as excinfo:
         est.partial_fit(X, y)
     assert "compute_class_weight" in str(excinfo.value.__cause__)
@@ -1001,8 +974,8 @@ def test_class_weight_balanced_improves_minority_recall():
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.5, random_state=0, stratify=y)
     recall = {}
     for cw in (None, "balanced"):
-        est = _fit(MLPClassifier(hidden_layer_sizes=(16,), class_weight=cw, max_iter=200,
-                                 random_state=0), X_tr, y_tr)
+        est = fit_quietly(MLPClassifier(hidden_layer_sizes=(16,), class_weight=cw, max_iter=200,
+                                        random_state=0), X_tr, y_tr)
         recall[cw] = recall_score(y_te, est.predict(X_te))
     # observed: 0.05 -> 0.70
     assert recall["balanced"] > recall[None] + 0.3, recall
@@ -1027,8 +1000,8 @@ def _smooth_problem(seed, n=400, outliers=0.0):
 def test_robust_losses_fit_well(loss):
     X, y, _ = _smooth_problem(0)
     X_te, _, f_te = _smooth_problem(1)
-    est = _fit(MLPRegressor(hidden_layer_sizes=(32,), loss=loss, learning_rate_init=0.01,
-                            max_iter=300, random_state=0), X, y)
+    est = fit_quietly(MLPRegressor(hidden_layer_sizes=(32,), loss=loss, learning_rate_init=0.01,
+                                   max_iter=300, random_state=0), X, y)
     assert r2_score(f_te, est.predict(X_te)) > 0.95
     assert np.all(np.isfinite(est.loss_curve_))
     assert est.loss_curve_[-1] < est.loss_curve_[0]
@@ -1039,8 +1012,8 @@ def test_robust_losses_resist_outliers():
     X_te, _, f_te = _smooth_problem(1)
     mae = {}
     for loss in ("squared_error", "huber", "absolute_error"):
-        est = _fit(MLPRegressor(hidden_layer_sizes=(32,), loss=loss, learning_rate_init=0.01,
-                                max_iter=300, random_state=0), X, y)
+        est = fit_quietly(MLPRegressor(hidden_layer_sizes=(32,), loss=loss, learning_rate_init=0.01,
+                                       max_iter=300, random_state=0), X, y)
         mae[loss] = np.mean(np.abs(est.predict(X_te) - f_te))
     # observed: squared ~2.0, huber ~0.17, absolute ~0.10
     assert mae["huber"] < 0.5 * mae["squared_error"], mae
@@ -1052,11 +1025,11 @@ def test_robust_losses_resist_outliers():
 def test_huber_with_huge_delta_is_squared_error(solver, n_targets):
     X, y = _reg_data(n_targets=n_targets)
     kw = dict(hidden_layer_sizes=(16, 8), solver=solver, max_iter=15, random_state=0)
-    sq = _fit(MLPRegressor(loss="squared_error", **kw), X, y)
-    hub = _fit(MLPRegressor(loss="huber", huber_delta=1e6, **kw), X, y)
+    sq = fit_quietly(MLPRegressor(loss="squared_error", **kw), X, y)
+    hub = fit_quietly(MLPRegressor(loss="huber", huber_delta=1e6, **kw), X, y)
     assert_allclose(hub._theta, sq._theta, rtol=1e-10, atol=1e-13)
     assert_allclose(hub.loss_, sq.loss_, rtol=1e-10)
-    small = _fit(MLPRegressor(loss="huber", huber_delta=0.1, **kw), X, y)
+    small = fit_quietly(MLPRegressor(loss="huber", huber_delta=0.1, **kw), X, y)
     assert not np.allclose(small._theta, sq._theta)
 
 
@@ -1066,8 +1039,8 @@ def test_regression_loss_values(loss, n_targets):
     """The reported loss: mean over outputs, weighted mean over samples, plus L2."""
     X, y = _reg_data(n_targets=n_targets)
     delta = 0.4
-    est = _fit(MLPRegressor(hidden_layer_sizes=(8,), loss=loss, huber_delta=delta,
-                            alpha=0.05, max_iter=10, random_state=0), X, y)
+    est = fit_quietly(MLPRegressor(hidden_layer_sizes=(8,), loss=loss, huber_delta=delta,
+                                   alpha=0.05, max_iter=10, random_state=0), X, y)
     Y = y.reshape(y.shape[0], -1)
     w = np.random.RandomState(0).uniform(0.1, 2.0, size=y.shape[0])
     r = np.asarray(est.predict(X)).reshape(Y.shape) - Y
@@ -1127,10 +1100,10 @@ def test_new_solver_steps_match_formulas(solver, activation):
     est = MLPRegressor(hidden_layer_sizes=(5,), activation=activation, solver=solver,
                        batch_size=20, shuffle=False, alpha=0.01, max_iter=1,
                        warm_start=True, random_state=0, **SOLVER_PARAMS[solver])
-    _fit(est, X, y)  # a starting point away from the initialisation
+    fit_quietly(est, X, y)  # a starting point away from the initialisation
     theta = est._theta.astype(np.float64).copy()
     est.set_params(max_iter=2, tol=0.0)
-    _fit(est, X, y)  # fresh optimizer state, 2 epochs of 2 batches
+    fit_quietly(est, X, y)  # fresh optimizer state, 2 epochs of 2 batches
     assert est.n_iter_ == 2
     state, t = {}, 0
     Y = y.reshape(-1, 1)
@@ -1148,12 +1121,14 @@ def test_adamw_weight_decay_shrinks_weights():
               learning_rate_init=0.01)
     norms = {}
     for wd in (0.0, 0.01, 2.0):
-        est = _fit(MLPRegressor(weight_decay=wd, **kw), X, y)
+        est = fit_quietly(MLPRegressor(weight_decay=wd, **kw), X, y)
         norms[wd] = np.linalg.norm(est._theta)
     assert norms[2.0] < norms[0.01] < norms[0.0]
     # weight_decay=0 is Adam with PyTorch's placement of epsilon: close to 'adam'
-    adam = _fit(MLPRegressor(solver="adam", **{k: v for k, v in kw.items() if k != "solver"}), X, y)
-    adamw0 = _fit(MLPRegressor(weight_decay=0.0, **kw), X, y)
+    adam = fit_quietly(
+        MLPRegressor(solver="adam", **{k: v for k, v in kw.items() if k != "solver"}), X, y
+    )
+    adamw0 = fit_quietly(MLPRegressor(weight_decay=0.0, **kw), X, y)
     assert_allclose(adamw0.predict(X), adam.predict(X), rtol=1e-3, atol=1e-4)
 
 
@@ -1165,9 +1140,9 @@ def test_adam_with_sgd_schedules_is_sklearns_model(cls, learning_rate):
     X, y = _clf_data() if cls is MLPClassifier else _reg_data()
     kw = dict(hidden_layer_sizes=(16, 8), solver="adam", learning_rate=learning_rate,
               max_iter=30, n_iter_no_change=2, tol=1e-2, random_state=0)
-    ours = _fit(cls(**kw), X, y)
+    ours = fit_quietly(cls(**kw), X, y)
     sk_cls = sknn.MLPClassifier if cls is MLPClassifier else sknn.MLPRegressor
-    sk = _fit(sk_cls(**kw), X, y)
+    sk = fit_quietly(sk_cls(**kw), X, y)
     assert ours.n_iter_ == sk.n_iter_
     assert_allclose(ours.loss_curve_, sk.loss_curve_, rtol=1e-6)
     for a, b in zip(ours.coefs_ + ours.intercepts_, sk.coefs_ + sk.intercepts_):
@@ -1179,8 +1154,8 @@ def test_invscaling_schedule_for_every_solver(solver):
     X, y = _reg_data(n_samples=50)
     kw = dict(hidden_layer_sizes=(6,), solver=solver, learning_rate_init=0.01,
               power_t=0.5, max_iter=4, tol=0.0, random_state=0)
-    inv = _fit(MLPRegressor(learning_rate="invscaling", **kw), X, y)
-    const = _fit(MLPRegressor(learning_rate="constant", **kw), X, y)
+    inv = fit_quietly(MLPRegressor(learning_rate="invscaling", **kw), X, y)
+    const = fit_quietly(MLPRegressor(learning_rate="constant", **kw), X, y)
     n = X.shape[0]
     expected = [0.01] + [0.01 / (n * k + 1) ** 0.5 for k in range(1, 4)]
     assert_allclose(inv.history_["learning_rate"], expected, rtol=1e-12)
@@ -1211,7 +1186,7 @@ def _encoded(est, y):
 def test_history_with_eval_sets(cls, solver):
     X, y, X1, y1, X2, y2 = _eval_problem(cls)
     kw = dict(hidden_layer_sizes=(10,), solver=solver, max_iter=7, tol=0.0, random_state=0)
-    est = _fit(cls(**kw), X, y, eval_set=[(X1, y1), (X2, y2)])
+    est = fit_quietly(cls(**kw), X, y, eval_set=[(X1, y1), (X2, y2)])
     h = est.history_
     assert set(h) == {"epoch", "train_loss", "eval_0_loss", "eval_0_score",
                       "eval_1_loss", "eval_1_score", "learning_rate", "time"}
@@ -1226,7 +1201,7 @@ def test_history_with_eval_sets(cls, solver):
         assert h[f"eval_{i}_score"][-1] == pytest.approx(est.score(Xe, ye), rel=1e-12)
         assert len(set(h[f"eval_{i}_loss"])) > 1
     # eval sets do not influence training
-    plain = _fit(cls(**kw), X, y)
+    plain = fit_quietly(cls(**kw), X, y)
     assert_array_equal(plain._theta, est._theta)
     assert plain.history_.keys() == {"epoch", "train_loss", "learning_rate", "time"}
     # a table
@@ -1238,8 +1213,8 @@ def test_history_with_eval_sets(cls, solver):
 @pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
 def test_history_single_pair_and_train_score(cls):
     X, y, X1, y1, _, _ = _eval_problem(cls)
-    est = _fit(cls(hidden_layer_sizes=(10,), max_iter=5, tol=0.0, random_state=0,
-                   track_train_score=True), X, y, eval_set=(X1, y1))
+    est = fit_quietly(cls(hidden_layer_sizes=(10,), max_iter=5, tol=0.0, random_state=0,
+                          track_train_score=True), X, y, eval_set=(X1, y1))
     h = est.history_
     assert set(h) == {"epoch", "train_loss", "train_score", "eval_0_loss",
                       "eval_0_score", "learning_rate", "time"}
@@ -1251,9 +1226,9 @@ def test_history_single_pair_and_train_score(cls):
 @pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
 def test_history_with_early_stopping(cls):
     X, y, X1, y1, _, _ = _eval_problem(cls)
-    est = _fit(cls(hidden_layer_sizes=(10,), max_iter=60, early_stopping=True,
-                   n_iter_no_change=3, random_state=0, track_train_score=True,
-                   learning_rate_init=0.02), X, y, eval_set=[(X1, y1)])
+    est = fit_quietly(cls(hidden_layer_sizes=(10,), max_iter=60, early_stopping=True,
+                          n_iter_no_change=3, random_state=0, track_train_score=True,
+                          learning_rate_init=0.02), X, y, eval_set=[(X1, y1)])
     h = est.history_
     assert set(h) == {"epoch", "train_loss", "train_score", "val_loss", "val_score",
                       "eval_0_loss", "eval_0_score", "learning_rate", "time"}
@@ -1268,8 +1243,8 @@ def test_history_with_early_stopping(cls):
 @pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
 def test_history_lbfgs(cls):
     X, y, X1, y1, _, _ = _eval_problem(cls)
-    est = _fit(cls(hidden_layer_sizes=(10,), solver="lbfgs", max_iter=12, random_state=0,
-                   track_train_score=True), X, y, eval_set=[(X1, y1)])
+    est = fit_quietly(cls(hidden_layer_sizes=(10,), solver="lbfgs", max_iter=12, random_state=0,
+                          track_train_score=True), X, y, eval_set=[(X1, y1)])
     h = est.history_
     assert set(h) == {"epoch", "train_loss", "train_score", "eval_0_loss",
                       "eval_0_score", "learning_rate", "time"}
@@ -1283,8 +1258,8 @@ def test_history_lbfgs(cls):
     assert h["eval_0_loss"][-1] == pytest.approx(loss, rel=1e-10)
     # L-BFGS decreases the training loss
     assert np.all(np.diff(h["train_loss"]) <= 1e-12)
-    plain = _fit(cls(hidden_layer_sizes=(10,), solver="lbfgs", max_iter=12, random_state=0),
-                 X, y)
+    plain = fit_quietly(cls(hidden_layer_sizes=(10,), solver="lbfgs", max_iter=12, random_state=0),
+                        X, y)
     assert_array_equal(plain._theta, est._theta)
 
 
@@ -1369,7 +1344,7 @@ def is_clf(est):
 def test_config_float32(cls, name):
     X, y = _data_for(cls)
     X32 = X.astype(np.float32)
-    est = _fit(_make(cls, name), X32, y, eval_set=[(X32[:30], y[:30])])
+    est = fit_quietly(_make(cls, name), X32, y, eval_set=[(X32[:30], y[:30])])
     assert est._theta.dtype == np.float32
     for arr in est.coefs_ + est.intercepts_ + list(getattr(est, "prelu_slopes_", [])):
         assert arr.dtype == np.float32
@@ -1383,19 +1358,19 @@ def test_config_float32(cls, name):
     assert _output(est, X).dtype == np.float32
     assert all(np.isfinite(v).all() for v in est.history_.values())
     # close to the float64 model (same draws, same masks)
-    est64 = _fit(_make(cls, name), X, y)
+    est64 = fit_quietly(_make(cls, name), X, y)
     assert_allclose(out, _output(est64, X), atol=0.05)
 
 
 @pytest.mark.parametrize("cls, name", CONFIGS, ids=CONFIG_IDS)
 def test_config_sparse_equals_dense(cls, name):
     X, y = _data_for(cls, sparsify=True)
-    dense = _fit(_make(cls, name), X, y)
-    sparse = _fit(_make(cls, name), sp.csr_matrix(X), y)
+    dense = fit_quietly(_make(cls, name), X, y)
+    sparse = fit_quietly(_make(cls, name), sp.csr_matrix(X), y)
     assert_allclose(sparse._theta, dense._theta, rtol=1e-7, atol=1e-10)
     assert_allclose(_output(sparse, sp.csr_matrix(X)), _output(dense, X), rtol=1e-7, atol=1e-10)
     assert_allclose(_output(dense, sp.csr_matrix(X)), _output(dense, X), rtol=1e-12, atol=1e-14)
-    csc = _fit(_make(cls, name), sp.csc_matrix(X), y)
+    csc = fit_quietly(_make(cls, name), sp.csc_matrix(X), y)
     assert_allclose(csc._theta, sparse._theta, rtol=1e-12, atol=1e-14)
 
 
@@ -1407,7 +1382,7 @@ def test_config_partial_fit_equals_fit(cls, name):
     if name in ("class_weight_balanced", "combo") and cls is MLPClassifier:
         extra["class_weight"] = dict(zip(np.unique(y), compute_class_weight(
             "balanced", classes=np.unique(y), y=y)))
-    fitted = _fit(_make(cls, name, max_iter=3, **extra), X, y)
+    fitted = fit_quietly(_make(cls, name, max_iter=3, **extra), X, y)
     inc = _make(cls, name, **extra)
     for _ in range(3):
         if cls is MLPClassifier:
@@ -1427,12 +1402,12 @@ def test_config_partial_fit_equals_fit(cls, name):
 @pytest.mark.parametrize("cls, name", CONFIGS, ids=CONFIG_IDS)
 def test_config_warm_start(cls, name):
     X, y = _data_for(cls)
-    est = _fit(_make(cls, name, max_iter=5, warm_start=True), X, y)
+    est = fit_quietly(_make(cls, name, max_iter=5, warm_start=True), X, y)
     first_curve = list(est.loss_curve_)
     twin = pickle.loads(pickle.dumps(est))
     twin0 = pickle.loads(pickle.dumps(est))
-    _fit(est, X, y)
-    _fit(twin, X, y)
+    fit_quietly(est, X, y)
+    fit_quietly(twin, X, y)
     assert_array_equal(est._theta, twin._theta)  # deterministic continuation
     assert not np.array_equal(est._theta, twin0._theta)
     # as in scikit-learn, the loss curve (and the history) go on
@@ -1442,9 +1417,9 @@ def test_config_warm_start(cls, name):
     # it starts from the first fit's parameters: a negligible step keeps them
     still = pickle.loads(pickle.dumps(twin0))
     still.set_params(max_iter=1, learning_rate_init=1e-300)
-    _fit(still, X, y)
+    fit_quietly(still, X, y)
     assert_array_equal(still._theta, twin0._theta)
-    cold = _fit(_make(cls, name, max_iter=5), X, y)
+    cold = fit_quietly(_make(cls, name, max_iter=5), X, y)
     assert not np.array_equal(cold._theta, est._theta)
     assert cold.loss_curve_ == first_curve
 
@@ -1452,7 +1427,7 @@ def test_config_warm_start(cls, name):
 @pytest.mark.parametrize("cls, name", CONFIGS, ids=CONFIG_IDS)
 def test_config_pickle(cls, name):
     X, y = _data_for(cls)
-    est = _fit(_make(cls, name), X, y)
+    est = fit_quietly(_make(cls, name), X, y)
     copy = pickle.loads(pickle.dumps(est))
     assert_array_equal(_output(copy, X), _output(est, X))
     assert_array_equal(copy.predict(X), est.predict(X))
@@ -1465,7 +1440,7 @@ def test_config_pickle(cls, name):
     b = pickle.loads(pickle.dumps(copy))
     for m in (a, b):
         m.set_params(warm_start=True, max_iter=3)
-        _fit(m, X, y)
+        fit_quietly(m, X, y)
     assert_array_equal(a._theta, b._theta)
     # ... and partial_fit (optimizer state and dropout generator carried over)
     if not (cls is MLPClassifier and est.class_weight == "balanced"):
@@ -1484,11 +1459,11 @@ def test_config_clone(cls, name):
     params = (CLF_CONFIGS if cls is MLPClassifier else REG_CONFIGS)[name]
     for k, v in params.items():
         assert est2.get_params()[k] == v
-    _fit(est, X, y)
+    fit_quietly(est, X, y)
     fitted_clone = clone(est)
     assert not hasattr(fitted_clone, "coefs_")
-    _fit(fitted_clone, X, y)
-    _fit(est2, X, y)
+    fit_quietly(fitted_clone, X, y)
+    fit_quietly(est2, X, y)
     assert_array_equal(fitted_clone._theta, est._theta)
     assert_array_equal(est2._theta, est._theta)
 
@@ -1503,9 +1478,7 @@ def test_grid_search_over_new_parameters_classifier():
     }
     gs = GridSearchCV(MLPClassifier(hidden_layer_sizes=(10,), max_iter=20, random_state=0),
                       grid, cv=3, error_score="raise")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        gs.fit(X, y)
+    fit_quietly(gs, X, y)
     assert len(gs.cv_results_["params"]) == 8
     assert np.all(np.isfinite(gs.cv_results_["mean_test_score"]))
     assert gs.best_params_ in gs.cv_results_["params"]
@@ -1526,9 +1499,7 @@ def test_grid_search_over_new_parameters_regressor():
     gs = GridSearchCV(MLPRegressor(hidden_layer_sizes=(10,), max_iter=30, random_state=0,
                                    learning_rate_init=0.01),
                       grid, cv=3, error_score="raise")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        gs.fit(X, y)
+    fit_quietly(gs, X, y)
     assert len(gs.cv_results_["params"]) == 6
     assert np.all(np.isfinite(gs.cv_results_["mean_test_score"]))
     assert gs.best_estimator_.dropout == [0.1]
