@@ -621,6 +621,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         """Sample weights the loss uses (the classifier folds in class weights)."""
         return sample_weight
 
+    def _class_index(self, Y):
+        """Class index per sample for single-output classification, else None."""
+        return None
+
     def _fit(self, X, y, sample_weight=None, incremental=False, eval_set=None):
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
@@ -944,7 +948,14 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         # Everything the epochs need, allocated once.
         X_parts = _kernel_input(X_train, dtype)
         sparse = X_parts[4]
-        Y = np.ascontiguousarray(y_train, dtype=dtype)
+        y_class = self._class_index(y_train)
+        if y_class is None:
+            Y = np.ascontiguousarray(y_train, dtype=dtype)
+            y_class = np.empty(0, dtype=np.intp)
+        else:
+            # single-output classification: one index per sample, not a
+            # dense one-hot matrix (the kernel writes each batch's rows)
+            Y = np.empty((0, y_train.shape[1]), dtype=dtype)
         sw = (
             np.ascontiguousarray(sample_weight_train, dtype=dtype)
             if sample_weight_train is not None
@@ -961,7 +972,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         X_buf = np.empty(
             (batch_size, X.shape[1]) if gather and not sparse else (0, 0), dtype=dtype
         )
-        Y_buf = np.empty((batch_size if gather else 0, Y.shape[1]), dtype=dtype)
+        Y_buf = np.empty(
+            (batch_size if gather or y_class.shape[0] else 0, Y.shape[1]), dtype=dtype
+        )
         sw_buf = np.empty(batch_size if gather and sw.shape[0] else 0, dtype=dtype)
         rng = self._dropout_rng if dropout else np.empty(0, dtype=np.uint64)
         alpha = float(self.alpha)
@@ -981,7 +994,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
                 epoch_lr = opt.learning_rate
                 accumulated_loss, opt.t = _mlp_fast._train_epoch(
-                    spec, alpha, opt.kernel_params(), opt.t, *X_parts, Y, sw,
+                    spec, alpha, opt.kernel_params(), opt.t, *X_parts, Y, y_class, sw,
                     sample_idx, gather, batch_size, self._theta, grad,
                     opt.state_1, opt.state_2, rng, ws.act_off, ws.act, ws.delta,
                     ws.aux, ws.mask, X_buf, Y_buf, sw_buf,
@@ -1523,6 +1536,14 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
                 )
         Y = self._label_binarizer.transform(y)
         return Y.toarray() if sp.issparse(Y) else Y
+
+    def _class_index(self, Y):
+        """Each sample's output column (binary: its 0/1 target), or None if multilabel."""
+        if self._label_binarizer.y_type_ == "multilabel-indicator":
+            return None
+        if Y.shape[1] == 1:
+            return np.ascontiguousarray(Y[:, 0], dtype=np.intp)
+        return np.ascontiguousarray(np.argmax(Y, axis=1), dtype=np.intp)
 
     def _decode_target(self, Y):
         """Output-layer targets back to labels."""

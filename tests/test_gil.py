@@ -91,7 +91,7 @@ def test_train_epoch_releases_gil(problem):
     args = (
         est._make_spec(), 1e-4, (0, 0.01, 0.9, True, 0.9, 0.999, 1e-8, 0.99, 0.0), 0,
         *_kernel_input(X, np.float64), np.ascontiguousarray(Y),
-        np.empty(0), order, False, batch, theta, grad, state, np.empty(0),
+        np.empty(0, dtype=np.intp), np.empty(0), order, False, batch, theta, grad, state, np.empty(0),
         np.empty(0, dtype=np.uint64), ws.act_off, ws.act, ws.delta, ws.aux, ws.mask,
         np.empty((0, 0)), np.empty((0, Y.shape[1])), np.empty(0),
     )

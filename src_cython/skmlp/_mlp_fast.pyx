@@ -752,7 +752,8 @@ def _train_epoch(
     const intp[::1] X_indices,
     const intp[::1] X_indptr,
     bint sparse,
-    const floating[:, ::1] Y,             # IN (n, n_outputs)
+    const floating[:, ::1] Y,             # IN (n, n_outputs), or (0, n_outputs)
+    const intp[::1] y_class,              # IN (n,) class of each sample, or empty
     const floating[::1] sample_weight,    # IN (n,) or empty for unweighted
     const intp[::1] order,                # IN sample order of this epoch
     bint gather,                          # order is not 0..n-1: gather rows
@@ -774,6 +775,12 @@ def _train_epoch(
 ):
     """One epoch of mini-batch training; returns (sum of batch_loss * batch_len, t).
 
+    Targets come either as the dense output-layer matrix ``Y`` or, for
+    single-output classification, as each sample's class index ``y_class``
+    (one value per sample instead of n_outputs), from which each batch's
+    one-hot rows (a 0/1 column for a binary problem) are written into
+    ``Y_buf``.
+
     ``batch_loss`` is the mean (weighted) loss of a batch plus its L2 term, as
     scikit-learn reports it; the caller divides the sum by n_samples.
     """
@@ -788,6 +795,7 @@ def _train_epoch(
     cdef intp n_out = net.units[net.n_layers - 1]
     cdef intp n_params = theta.shape[0]
     cdef bint weighted = sample_weight.shape[0] > 0
+    cdef bint labels = y_class.shape[0] > 0
     cdef const floating *Xb
     cdef const floating *Yb
     cdef const floating *swb
@@ -811,7 +819,8 @@ def _train_epoch(
                     if not sparse:
                         memcpy(&X_buf[r, 0], &X[idx, 0],
                                n_features * sizeof(floating))
-                    memcpy(&Y_buf[r, 0], &Y[idx, 0], n_out * sizeof(floating))
+                    if not labels:
+                        memcpy(&Y_buf[r, 0], &Y[idx, 0], n_out * sizeof(floating))
                     if weighted:
                         sw_buf[r] = sample_weight[idx]
                 if not sparse:
@@ -822,9 +831,18 @@ def _train_epoch(
             else:
                 if not sparse:
                     Xb = &X[start, 0]
-                Yb = &Y[start, 0]
+                Yb = &Y_buf[0, 0] if labels else &Y[start, 0]
                 if weighted:
                     swb = &sample_weight[start]
+            if labels:
+                # Y_buf[r] = one-hot row of the sample's class (0/1 if binary)
+                for r in range(n):
+                    idx = order[start + r]
+                    if n_out == 1:
+                        Y_buf[r, 0] = <floating>y_class[idx]
+                    else:
+                        memset(&Y_buf[r, 0], 0, n_out * sizeof(floating))
+                        Y_buf[r, y_class[idx]] = 1
             if sparse:
                 Xb = _data_ptr(X_data)
             if weighted:
