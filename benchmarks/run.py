@@ -104,6 +104,9 @@ def parse_args(argv=None):
     p.add_argument("--skmlp", choices=("auto", "tree", "installed"), default="auto",
                    help="which skmlp to measure (default auto: this checkout's "
                         "in-place build if present, else the installed one)")
+    p.add_argument("--render", metavar="JSON", default=None,
+                   help="re-write the markdown (and the target checks) of an existing "
+                        "latest.json into --output, without running anything")
     p.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     try:
@@ -1037,10 +1040,16 @@ def check_targets(row):
         checks[key] = {"min": minimum, "value": value,
                        "met": None if value is None else bool(value >= minimum)}
     mem = {c: row["contenders"].get(c, {}).get("peak_mb") for c in ("skmlp", "sklearn")}
+    bound = row.get("ratio_bound", {})
+    for key, chk in checks.items():
+        if key.startswith("vs_") and key.split("_")[1] in bound:
+            chk["bound"] = bound[key.split("_")[1]]
+            chk["reachable"] = bool(chk["bound"] >= chk["min"])
     if None not in mem.values():
-        # 1 MB slack: RSS is counted in pages and the allocator's noise.
+        # 0.1 MB slack (25 pages) for page granularity; repeated runs agree
+        # to about that.
         checks["memory"] = {"max": mem["sklearn"], "value": mem["skmlp"],
-                            "met": bool(mem["skmlp"] <= mem["sklearn"] + 1.0)}
+                            "met": bool(mem["skmlp"] <= mem["sklearn"] + 0.1)}
     return checks
 
 
@@ -1248,7 +1257,7 @@ def write_markdown(path, report):
         c = row["contenders"]
         s = c["skmlp"]
         scores = " / ".join(_f(c.get(k, {}).get("score"), "{:.4f}") for k in CONTENDERS)
-        peaks = " / ".join(_f(c.get(k, {}).get("peak_mb"), "{:.0f}") for k in CONTENDERS)
+        peaks = " / ".join(_f(c.get(k, {}).get("peak_mb"), "{:.1f}") for k in CONTENDERS)
         rate = "–"
         if s.get("gflops") is not None:
             rate = f"{s['gflops']:.1f}" + (f" ({100 * s['blas_fraction']:.0f} %)"
@@ -1261,7 +1270,10 @@ def write_markdown(path, report):
                      "memory": "mem"}[key]
             want = (f"≥{chk['min']:g}×" if key.startswith("vs") else
                     f"≥{100 * chk['min']:.0f}%" if key == "blas" else "≤sk")
-            tgt.append(f"{label} {want} {'✅' if chk['met'] else '❌'}")
+            note = ""
+            if chk.get("reachable") is False:
+                note = f" (GEMM bound {chk['bound']:.2f}×)"
+            tgt.append(f"{label} {want} {'✅' if chk['met'] else '❌'}{note}")
         th = row["threads"]
         torch_cell = _time_cell(c.get("torch"))
         if "torch" not in c:
@@ -1412,8 +1424,21 @@ def main(args):
     return report
 
 
+def render(args):
+    with open(args.render) as f:
+        report = json.load(f)
+    for row in report["cases"]:
+        row["targets"] = check_targets(row)
+    os.makedirs(args.output, exist_ok=True)
+    write_json(os.path.join(args.output, "latest.json"), report)
+    write_markdown(os.path.join(args.output, "latest.md"), report)
+    log(f"re-rendered {args.render} into {args.output}")
+
+
 if __name__ == "__main__":
-    if ARGS.memory_worker:
+    if ARGS.render:
+        render(ARGS)
+    elif ARGS.memory_worker:
         memory_worker(ARGS.memory_worker)
     else:
         main(ARGS)
