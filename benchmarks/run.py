@@ -135,6 +135,12 @@ def parse_args(argv=None):
     return args
 
 
+# The environment as this process found it (before torch's import adds KMP_*
+# variables); memory subprocesses get this one too.
+ENV_AT_START = dict(os.environ)
+BLAS_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
+                 "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
 ARGS = parse_args() if __name__ == "__main__" else None
 if ARGS is not None:
     select_skmlp(ARGS.skmlp)
@@ -910,7 +916,11 @@ def measure_memory(spec, contender, args, torch_threads):
            json.dumps(job)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800,
-                              env=dict(os.environ, **MALLOC_ENV))
+                              env=dict(ENV_AT_START,
+                                       PYTHONPATH=os.environ.get("PYTHONPATH", ""),
+                                       SKMLP_BENCH_SOURCE=os.environ.get(
+                                           "SKMLP_BENCH_SOURCE", "auto"),
+                                       **MALLOC_ENV))
     except subprocess.TimeoutExpired:
         return {"error": "timeout"}
     for line in proc.stdout.splitlines():
@@ -949,11 +959,12 @@ def _blas_entries(info):
 
 
 def environment(args, torch_threads, with_torch):
-    env_vars = {k: v for k, v in sorted(os.environ.items())
+    env_vars = {k: v for k, v in sorted(ENV_AT_START.items())
                 if k.startswith(("OPENBLAS", "OMP_", "MKL", "GOTO", "BLIS", "NVPL",
                                  "KMP_", "GOMP", "PYTHONPATH"))}
     info = threadpoolctl.threadpool_info()
     out = {
+        "blas_env_vars": {k: ENV_AT_START.get(k) for k in BLAS_ENV_VARS},
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"),
         "command": [sys.executable] + sys.argv,
@@ -1230,8 +1241,12 @@ def write_markdown(path, report):
         lines.append(f"* torch BLAS: {tb['blas_info']} (CPU capability "
                      f"{tb['cpu_capability']}); torch threads per case in the table")
     ev = env["env_vars"]
-    lines.append("* BLAS environment: " + (", ".join(f"`{k}={v}`" for k, v in ev.items()
-                                                     if k != "PYTHONPATH") or "none set"))
+    lines.append("* BLAS environment: " + ", ".join(
+        f"`{k}={v}`" if v is not None else f"`{k}` unset"
+        for k, v in env.get("blas_env_vars", {}).items())
+        + "; other: " + (", ".join(f"`{k}={v}`" for k, v in ev.items()
+                                   if k != "PYTHONPATH" and k not in BLAS_ENV_VARS)
+                         or "none"))
     hl = report.get("gemm_headline", {})
     if hl:
         lines.append("* SciPy BLAS dense GEMM (256×784)@(784×256): " + ", ".join(
