@@ -37,7 +37,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state, column_or_1d, shuffle
+from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.class_weight import compute_class_weight
@@ -561,7 +561,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                     _PRELU_INIT
                 )
         self._set_theta(theta, layer_units, prelu)
-        self._best_theta = theta.copy()
+        # the weights restored by early stopping (a copy only when needed)
+        self._best_theta = theta.copy() if self.early_stopping else None
         # The dropout masks' generator, seeded from random_state only when
         # dropout is used (so the draws without dropout are scikit-learn's).
         self._dropout_rng = None
@@ -928,6 +929,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 )
             y_val = self._decode_target(y_val)
             X_val = self._kernel_ready(X_val)
+            if getattr(self, "_best_theta", None) is None:
+                # (a warm start that switched early stopping on)
+                self._best_theta = self._theta.copy()
         else:
             X_train, y_train, sample_weight_train = X, y, sample_weight
             X_val = y_val = sample_weight_val = None
@@ -991,7 +995,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             for it in range(self.max_iter):
                 if self.shuffle:
                     # Only the indices are shuffled; the kernel gathers the rows.
-                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                    # (The same draws as sklearn.utils.shuffle, without its
+                    # per-call validation.)
+                    perm = np.arange(n_samples)
+                    self._random_state.shuffle(perm)
+                    sample_idx = sample_idx[perm]
                 epoch_lr = opt.learning_rate
                 accumulated_loss, opt.t = _mlp_fast._train_epoch(
                     spec, alpha, opt.kernel_params(), opt.t, *X_parts, Y, y_class, sw,
