@@ -19,7 +19,6 @@ import contextlib
 import datetime
 import gc
 import glob
-import gzip
 import json
 import math
 import os
@@ -160,6 +159,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils import shuffle as sk_shuffle  # noqa: E402
 
 import skmlp  # noqa: E402
+from skmlp.datasets import DataNotFoundError, load_fashion_mnist  # noqa: E402
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 warnings.filterwarnings("ignore", message=".*[Ss]parse.*(beta|invariant).*")
@@ -184,65 +184,28 @@ def get_torch():
 # Data
 # ---------------------------------------------------------------------------
 
-_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4",
-               0x0D: ">f4", 0x0E: ">f8"}
-
-
-def read_idx(path):
-    """A tiny IDX reader (plain or gzip): magic 00 00 <type> <ndim>, dims, data."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    if raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path}: not an IDX file")
-    ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    dt = np.dtype(_IDX_DTYPES[raw[2]])
-    return np.frombuffer(raw, dtype=dt, offset=4 + 4 * ndim).reshape(shape).astype(
-        dt.newbyteorder("="))
-
-
-_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-          "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
 _DATA_CACHE = {}
-
-
-def _idx_path(directory, name):
-    for cand in (name, name + ".gz"):
-        path = os.path.join(directory, cand)
-        if os.path.isfile(path):
-            return path
-    return None
 
 
 def fashion_mnist(data_dir):
     """(X_train, X_test, y_train, y_test, source): float32 pixels in [0, 1].
 
-    Fashion-MNIST from its IDX files when all four are in ``data_dir``
-    (through skmlp.__main__.load_fashion_mnist when present, else the tiny
-    reader above); otherwise random data of the same shape (60000 / 10000 rows
+    Fashion-MNIST through ``skmlp.datasets.load_fashion_mnist`` (``data_dir``
+    first, then its usual places); otherwise random data of the same shape (60000 / 10000 rows
     of 784 uniform pixels) labelled by a random linear teacher, and ``source``
     says so.
     """
     key = ("fashion", data_dir)
     if key in _DATA_CACHE:
         return _DATA_CACHE[key]
-    paths = {k: _idx_path(data_dir, n) for k, n in _FILES.items()}
-    if all(paths.values()):
-        try:
-            from skmlp.__main__ import load_fashion_mnist
-            X_tr, X_te, y_tr, y_te = load_fashion_mnist(data_dir)
-        except ImportError:
-            def images(k):
-                a = read_idx(paths[k])
-                X = a.reshape(a.shape[0], -1).astype(np.float32)
-                X /= np.float32(255)
-                return X
-            X_tr, X_te = images("train_images"), images("test_images")
-            y_tr = read_idx(paths["train_labels"]).astype(np.int64)
-            y_te = read_idx(paths["test_labels"]).astype(np.int64)
-        source = f"Fashion-MNIST ({data_dir})"
+    try:
+        bunch = load_fashion_mnist(data_dir)
+    except DataNotFoundError:
+        bunch = None
+    if bunch is not None:
+        X_tr, X_te = bunch.data, bunch.data_test
+        y_tr, y_te = bunch.target, bunch.target_test
+        source = f"Fashion-MNIST ({os.path.dirname(bunch.filenames['train_images'])})"
     else:
         rs = np.random.RandomState(0)
         teacher = rs.normal(size=(784, 10)).astype(np.float32)
