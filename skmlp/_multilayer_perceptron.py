@@ -209,11 +209,7 @@ class _Optimizer:
     """
 
     def __init__(self, est, n_params, dtype):
-        solver = est.solver
-        learning_rate_init = est.learning_rate_init
-        lr_schedule = est.learning_rate
-        power_t = est.power_t
-        self.solver = solver
+        solver = self.solver = est.solver
         self.momentum = float(est.momentum)
         self.nesterov = bool(est.nesterovs_momentum)
         self.beta_1 = float(est.beta_1)
@@ -221,10 +217,10 @@ class _Optimizer:
         self.epsilon = float(est.epsilon)
         self.rho = float(est.rho)
         self.weight_decay = float(est.weight_decay)
-        self.learning_rate_init = learning_rate_init
-        self.learning_rate = float(learning_rate_init)
-        self.lr_schedule = "constant" if solver == "adam" else lr_schedule
-        self.power_t = power_t
+        self.learning_rate_init = est.learning_rate_init
+        self.learning_rate = float(est.learning_rate_init)
+        self.lr_schedule = "constant" if solver == "adam" else est.learning_rate
+        self.power_t = est.power_t
         self.t = 0
         self.state_1 = np.zeros(n_params, dtype=dtype)
         self.state_2 = np.zeros(
@@ -806,15 +802,20 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     # ------------------------------------------------------------------
 
     def _history_sources(self, X_val, y_val, sw_val, eval_sets):
-        """[(prefix, X, Y encoded, y for score, sample_weight)] to evaluate each epoch."""
-        sources = []
+        """[(prefix, loss function, X, y for score, sample_weight)] to evaluate
+        each epoch; the compiled loss functions (inputs converted, workspace
+        allocated) are built once per fit."""
+        sets = []
         if X_val is not None:
-            sources.append(("val", X_val, self._encode_target(y_val), y_val, sw_val))
+            sets.append(("val", X_val, y_val, sw_val))
         for i, (X_e, y_e) in enumerate(eval_sets):
-            sources.append(
-                (f"eval_{i}", self._kernel_ready(X_e), self._encode_target(y_e), y_e, None)
-            )
-        return sources
+            sets.append((f"eval_{i}", self._kernel_ready(X_e), y_e, None))
+        return [
+            (prefix, self._loss_grad_function(X_s, self._encode_target(y_s), sw_s,
+                                              with_grad=False),
+             X_s, y_s, sw_s)
+            for prefix, X_s, y_s, sw_s in sets
+        ]
 
     def _history_clock(self):
         """Start time for ``history_['time']``, continuing an earlier fit's clock."""
@@ -833,10 +834,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             h.setdefault("train_score", []).append(
                 float(self._score(X_train, y_train_raw, sample_weight=sw_train))
             )
-        for prefix, X_s, Y_s, y_s, sw_s in sources:
-            loss = self._loss_grad_function(X_s, Y_s, sw_s, with_grad=False)(
-                self._theta
-            )[0]
+        for prefix, loss_fn, X_s, y_s, sw_s in sources:
+            loss = loss_fn(self._theta)[0]
             h.setdefault(f"{prefix}_loss", []).append(float(loss))
             if prefix == "val" and val_score is not None:
                 score = val_score
