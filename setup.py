@@ -35,6 +35,7 @@ extensions = [
     Extension(
         f"skmlp.{name}",
         [f"src_cython/skmlp/{name}.pyx"],
+        include_dirs=["src_cython/skmlp"],
         extra_compile_args=compile_args,
     )
     for name in ("_blas", "_mlp_fast")
