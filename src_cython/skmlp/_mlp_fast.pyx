@@ -28,7 +28,7 @@ the input batch), ``Z_l = A_{l-1} @ W_{l-1} + b_{l-1}``, ``D_l`` the gradient
 of the summed, weighted loss with respect to ``Z_l``.
 """
 from cython cimport floating
-from libc.math cimport exp, expf, log, logf, tanh, tanhf, sqrt, sqrtf, pow, fabs
+from libc.math cimport exp, expf, log, logf, tanh, tanhf, sqrt, sqrtf, pow, fabs, frexp
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy, memset
 
@@ -486,6 +486,39 @@ cdef void _backward(const Net *net, const floating *theta, const floating *X,
                 net.hidden_act, net.negative_slope)
 
 
+cdef inline bint _exact_reciprocal(double divisor) noexcept nogil:
+    """Is x / divisor == x * (1 / divisor) for every x? True for powers of two."""
+    cdef int exponent
+    return frexp(divisor, &exponent) == 0.5
+
+
+cdef void _add_scaled_divide(floating *G, const floating *W, intp n,
+                             double alpha, double divisor) noexcept nogil:
+    """G = (G + alpha * W) / divisor, or G = G / divisor when W is NULL.
+
+    With the usual batch sizes (powers of two, unweighted) the division is a
+    multiplication by the reciprocal, which gives exactly the same numbers and
+    avoids a division per element, the slowest arithmetic in these loops.
+    """
+    cdef intp j
+    cdef floating a = <floating>alpha
+    cdef floating s = <floating>divisor
+    cdef floating r = 1 / s
+    cdef bint exact = _exact_reciprocal(divisor) and <double>s == divisor
+    if W != NULL and exact:
+        for j in range(n):
+            G[j] = (G[j] + a * W[j]) * r
+    elif W != NULL:
+        for j in range(n):
+            G[j] = (G[j] + a * W[j]) / s
+    elif exact:
+        for j in range(n):
+            G[j] = G[j] * r
+    else:
+        for j in range(n):
+            G[j] = G[j] / s
+
+
 cdef double _finish_gradient(const Net *net, const floating *theta,
                              floating *grad, double loss_sum, double alpha,
                              double sw_sum) noexcept nogil:
@@ -495,33 +528,22 @@ cdef double _finish_gradient(const Net *net, const floating *theta,
     grad_a = ga / sw_sum (PReLU slopes carry no penalty);
     loss = loss_sum / sw_sum + 0.5 * alpha * sum_i ||W_i||^2 / sw_sum.
     """
-    cdef intp i, j, size, fan_out
-    cdef floating a = <floating>alpha
-    cdef floating s = <floating>sw_sum
-    cdef floating *G
-    cdef floating *g
+    cdef intp i, size
     cdef const floating *W
     cdef double penalty = 0
     for i in range(net.n_layers - 1):
         size = net.units[i] * net.units[i + 1]
-        fan_out = net.units[i + 1]
         W = theta + net.coef_off[i]
-        G = grad + net.coef_off[i]
-        g = grad + net.bias_off[i]
         if alpha != 0:
             # penalty += W.ravel() @ W.ravel()
             penalty += _dot(<int>size, W, 1, W, 1)
-            for j in range(size):
-                G[j] = (G[j] + a * W[j]) / s
-        else:
-            for j in range(size):
-                G[j] = G[j] / s
-        for j in range(fan_out):
-            g[j] = g[j] / s
+        _add_scaled_divide(grad + net.coef_off[i], W if alpha != 0 else NULL,
+                           size, alpha, sw_sum)
+        _add_scaled_divide(grad + net.bias_off[i], NULL, net.units[i + 1],
+                           0, sw_sum)
         if net.hidden_act == PRELU and i > 0:
-            g = grad + net.slope_off[i]
-            for j in range(net.units[i]):
-                g[j] = g[j] / s
+            _add_scaled_divide(grad + net.slope_off[i], NULL, net.units[i], 0,
+                               sw_sum)
     return loss_sum / sw_sum + (0.5 * alpha) * penalty / sw_sum
 
 
@@ -549,12 +571,15 @@ cdef void _sgd_update(floating *theta, const floating *grad, floating *velocity,
     cdef floating mu = <floating>momentum
     cdef floating eta = <floating>lr
     cdef floating v
-    for j in range(n):
-        v = mu * velocity[j] - eta * grad[j]
-        velocity[j] = v
-        if nesterov:
+    if nesterov:
+        for j in range(n):
+            v = mu * velocity[j] - eta * grad[j]
+            velocity[j] = v
             theta[j] += mu * v - eta * grad[j]
-        else:
+    else:
+        for j in range(n):
+            v = mu * velocity[j] - eta * grad[j]
+            velocity[j] = v
             theta[j] += v
 
 
