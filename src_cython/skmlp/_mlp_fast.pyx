@@ -519,31 +519,54 @@ cdef void _add_scaled_divide(floating *G, const floating *W, intp n,
             G[j] = G[j] / s
 
 
-cdef double _finish_gradient(const Net *net, const floating *theta,
-                             floating *grad, double loss_sum, double alpha,
-                             double sw_sum) noexcept nogil:
-    """Add the L2 penalty and normalise; return the loss.
-
-    grad_W = (G + alpha * W) / sw_sum;  grad_b = g / sw_sum;
-    grad_a = ga / sw_sum (PReLU slopes carry no penalty);
-    loss = loss_sum / sw_sum + 0.5 * alpha * sum_i ||W_i||^2 / sw_sum.
-    """
+cdef double _penalty(const Net *net, const floating *theta) noexcept nogil:
+    """sum_i ||W_i||^2 (the coefficients only)."""
     cdef intp i, size
-    cdef const floating *W
     cdef double penalty = 0
     for i in range(net.n_layers - 1):
         size = net.units[i] * net.units[i + 1]
-        W = theta + net.coef_off[i]
-        if alpha != 0:
-            # penalty += W.ravel() @ W.ravel()
-            penalty += _dot(<int>size, W, 1, W, 1)
-        _add_scaled_divide(grad + net.coef_off[i], W if alpha != 0 else NULL,
-                           size, alpha, sw_sum)
-        _add_scaled_divide(grad + net.bias_off[i], NULL, net.units[i + 1],
-                           0, sw_sum)
+        # penalty += W.ravel() @ W.ravel()
+        penalty += _dot(<int>size, theta + net.coef_off[i], 1,
+                        theta + net.coef_off[i], 1)
+    return penalty
+
+
+cdef inline void _finish_part(floating *grad, const floating *theta, intp begin,
+                              intp end, intp lo, intp hi, double alpha,
+                              double sw_sum) noexcept nogil:
+    """_add_scaled_divide on the part of theta[begin:end] inside [lo, hi)."""
+    if begin < lo:
+        begin = lo
+    if end > hi:
+        end = hi
+    if begin < end:
+        _add_scaled_divide(grad + begin, theta + begin if alpha != 0 else NULL,
+                           end - begin, alpha, sw_sum)
+
+
+cdef void _finish_range(const Net *net, const floating *theta, floating *grad,
+                        intp lo, intp hi, double alpha,
+                        double sw_sum) noexcept nogil:
+    """Add the L2 term and normalise the gradient entries lo <= j < hi.
+
+    grad_W = (G + alpha * W) / sw_sum;  grad_b = g / sw_sum;
+    grad_a = ga / sw_sum (PReLU slopes carry no penalty).
+    """
+    cdef intp i
+    for i in range(net.n_layers - 1):
+        _finish_part(grad, theta, net.coef_off[i],
+                     net.coef_off[i] + net.units[i] * net.units[i + 1], lo, hi,
+                     alpha, sw_sum)
+        _finish_part(grad, theta, net.bias_off[i],
+                     net.bias_off[i] + net.units[i + 1], lo, hi, 0, sw_sum)
         if net.hidden_act == PRELU and i > 0:
-            _add_scaled_divide(grad + net.slope_off[i], NULL, net.units[i], 0,
-                               sw_sum)
+            _finish_part(grad, theta, net.slope_off[i],
+                         net.slope_off[i] + net.units[i], lo, hi, 0, sw_sum)
+
+
+cdef inline double _regularised_loss(double loss_sum, double alpha,
+                                     double penalty, double sw_sum) noexcept nogil:
+    """loss = loss_sum / sw_sum + 0.5 * alpha * sum_i ||W_i||^2 / sw_sum"""
     return loss_sum / sw_sum + (0.5 * alpha) * penalty / sw_sum
 
 
@@ -566,12 +589,21 @@ cdef struct Opt:
 cdef void _sgd_update(floating *theta, const floating *grad, floating *velocity,
                       intp n, double lr, double momentum,
                       bint nesterov) noexcept nogil:
-    """v = momentum * v - lr * g; theta += momentum * v - lr * g (Nesterov) or v."""
+    """v = momentum * v - lr * g; theta += momentum * v - lr * g (Nesterov) or v.
+
+    With momentum 0 the old velocity is not read.
+    """
     cdef intp j
     cdef floating mu = <floating>momentum
     cdef floating eta = <floating>lr
     cdef floating v
-    if nesterov:
+    if momentum == 0:
+        # v = 0 * v - lr * g = -lr * g: the old velocity need not be read.
+        for j in range(n):
+            v = 0 - eta * grad[j]
+            velocity[j] = v
+            theta[j] += v
+    elif nesterov:
         for j in range(n):
             v = mu * velocity[j] - eta * grad[j]
             velocity[j] = v
@@ -667,12 +699,11 @@ cdef void _adamw_update(floating *theta, const floating *grad, floating *m,
         theta[j] -= step * m[j] / (_sqrt(v[j]) / root_bc2 + eps)
 
 
-cdef long long _update(const Opt *opt, floating *theta, const floating *grad,
-                       floating *state_1, floating *state_2, intp n,
-                       long long t) noexcept nogil:
-    """Apply one optimizer step; return the new step count t."""
+cdef void _update(const Opt *opt, floating *theta, const floating *grad,
+                  floating *state_1, floating *state_2, intp n,
+                  long long t) noexcept nogil:
+    """Apply step number t (1, 2, ...) to n parameters (any range of the vector)."""
     cdef double lr_t
-    t += 1
     if opt.solver == SGD:
         _sgd_update(theta, grad, state_1, n, opt.lr, opt.momentum, opt.nesterov)
     elif opt.solver == ADAM:
@@ -687,7 +718,13 @@ cdef long long _update(const Opt *opt, floating *theta, const floating *grad,
     else:
         _adamw_update(theta, grad, state_1, state_2, n, t, opt.lr, opt.beta_1,
                       opt.beta_2, opt.epsilon, opt.weight_decay)
-    return t
+
+
+# Parameters finished and updated together, so that a block of the gradient is
+# still in the L1 cache when the optimizer reads it (one trip through memory
+# for the whole step instead of two).
+cdef enum:
+    UPDATE_BLOCK = 2048
 
 
 # ---------------------------------------------------------------------------
@@ -837,8 +874,8 @@ def _train_epoch(
     cdef const floating *Xb
     cdef const floating *Yb
     cdef const floating *swb
-    cdef intp start, stop, n, r, idx
-    cdef double batch_loss, sw_sum, accumulated = 0
+    cdef intp start, stop, n, r, idx, lo, hi
+    cdef double batch_loss, sw_sum, penalty, accumulated = 0
     cdef unsigned long fp_state
 
     with nogil:
@@ -897,11 +934,16 @@ def _train_epoch(
             batch_loss = _loss_output_delta(&net, Yb, swb, n, &act[0], &delta[0])
             _backward(&net, &theta[0], Xb, rows, &act[0], &delta[0],
                       _buf_ptr(aux), _buf_ptr(mask), &grad[0], False)
-            batch_loss = _finish_gradient(&net, &theta[0], &grad[0], batch_loss,
-                                          alpha, sw_sum)
-            accumulated += batch_loss * n
-            t = _update(&opt, &theta[0], &grad[0], &state_1[0],
-                        _buf_ptr(state_2), n_params, t)
+            penalty = _penalty(&net, &theta[0]) if alpha != 0 else 0
+            accumulated += _regularised_loss(batch_loss, alpha, penalty, sw_sum) * n
+            t += 1
+            lo = 0
+            while lo < n_params:
+                hi = lo + UPDATE_BLOCK if lo + UPDATE_BLOCK < n_params else n_params
+                _finish_range(&net, &theta[0], &grad[0], lo, hi, alpha, sw_sum)
+                _update(&opt, &theta[lo], &grad[lo], &state_1[lo],
+                        &state_2[lo] if state_2.shape[0] > 0 else NULL, hi - lo, t)
+                lo = hi
             start = stop
         skmlp_ftz_restore(fp_state)
     return accumulated, t
@@ -947,7 +989,6 @@ def _loss_grad(
     cdef const floating *Xb
     cdef const floating *swb
     cdef double loss_sum = 0, sw_sum = 0, result, penalty = 0
-    cdef intp i, size
     cdef unsigned long fp_state = 0
 
     with nogil:
@@ -975,16 +1016,12 @@ def _loss_grad(
                 sw_sum += sample_weight[r]
         else:
             sw_sum = n_samples
+        if alpha != 0:
+            penalty = _penalty(&net, &theta[0])
+        result = _regularised_loss(loss_sum, alpha, penalty, sw_sum)
         if with_grad:
-            result = _finish_gradient(&net, &theta[0], &grad[0], loss_sum,
-                                      alpha, sw_sum)
-        else:
-            if alpha != 0:
-                for i in range(net.n_layers - 1):
-                    size = net.units[i] * net.units[i + 1]
-                    penalty += _dot(<int>size, &theta[net.coef_off[i]], 1,
-                                    &theta[net.coef_off[i]], 1)
-            result = loss_sum / sw_sum + (0.5 * alpha) * penalty / sw_sum
+            _finish_range(&net, &theta[0], &grad[0], 0, grad.shape[0], alpha,
+                          sw_sum)
         if with_grad:
             skmlp_ftz_restore(fp_state)
     return result
