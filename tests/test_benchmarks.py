@@ -111,3 +111,54 @@ def test_torch_initial_weights_match_sklearn():
     for (W, b), coef, intercept in zip(weights, est.coefs_, est.intercepts_):
         np.testing.assert_array_equal(W, coef)
         np.testing.assert_array_equal(b, intercept)
+
+
+# ---------------------------------------------------------------------------
+# benchmarks/perf_profile.py: parsing and grouping of a perf report (the
+# profiling itself needs the perf command and runs on demand only)
+# ---------------------------------------------------------------------------
+
+PERF_REPORT = """\
+# Samples: 2K of event 'cpu-clock:ppp'
+#
+    40.00%  libscipy_openblas-6cdc3b4a.so        [.] sgemm_kernel_SKYLAKEX             -      -
+    10.00%  libscipy_openblas-6cdc3b4a.so        [.] sgemm_itcopy_SKYLAKEX
+     5.00%  libscipy_openblas-6cdc3b4a.so        [.] blas_thread_server
+    20.00%  _mlp_fast.cpython-311-x86_64-linux-gnu.so  [.] __pyx_f_5skmlp_9_mlp_fast__forward
+     5.00%  libm.so.6                            [.] __ieee754_exp_fma
+     5.00%  libc.so.6                            [.] __memmove_avx512_unaligned_erms
+     5.00%  libtorch_cpu.so                      [.] mkl_blas_avx512_sgemm_kernel_nocopy_NN_b0
+     4.00%  libpython3.11.so.1.0                 [.] _PyEval_EvalFrameDefault
+     3.00%  [kernel.kallsyms]                    [k] clear_page_erms
+     3.00%  libfoo.so                            [.] something
+"""
+
+
+def _perf_profile_module():
+    import importlib.util
+    path = os.path.join(REPO, "benchmarks", "perf_profile.py")
+    spec = importlib.util.spec_from_file_location("skmlp_bench_perf_profile", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_perf_profile_groups_samples_by_component():
+    prof = _perf_profile_module()
+    rows = prof.parse_report(PERF_REPORT)
+    assert len(rows) == 10
+    assert rows[0] == (40.0, "libscipy_openblas-6cdc3b4a.so", "sgemm_kernel_SKYLAKEX")
+    summary = prof.summarise(rows, top=3)
+    shares = summary["components"]
+    assert shares["BLAS matrix products"] == pytest.approx(55.0)  # incl. MKL in torch
+    assert shares["BLAS other"] == pytest.approx(5.0)
+    assert shares["skmlp kernels"] == pytest.approx(20.0)
+    assert shares["math library"] == pytest.approx(5.0)
+    assert shares["memory copies"] == pytest.approx(5.0)
+    assert shares["Python interpreter"] == pytest.approx(4.0)
+    assert shares["operating system"] == pytest.approx(3.0)
+    assert shares["other"] == pytest.approx(3.0)
+    assert sum(shares.values()) == pytest.approx(100.0)
+    assert [s["symbol"] for s in summary["top_symbols"]] == [
+        "sgemm_kernel_SKYLAKEX", "__pyx_f_5skmlp_9_mlp_fast__forward",
+        "sgemm_itcopy_SKYLAKEX"]
