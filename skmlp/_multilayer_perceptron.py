@@ -1013,6 +1013,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         start_time = self._history_clock()
 
         diverged = None
+        n_iter_before = self.n_iter_
         with deferred_sigint() as interrupt:
             try:
                 self.n_iter_ = 0
@@ -1039,6 +1040,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                     if diverged and incremental:
                         (self._theta[:], opt.state_1[:], opt.state_2[:], opt.t,
                          rng[:]) = before
+                        self.n_iter_ = n_iter_before
                         self._raise_diverged(diverged, self.n_iter_ + 1, restored=True)
 
                     self.n_iter_ += 1
