@@ -334,3 +334,64 @@ def test_only_a_fit_in_the_main_thread_defers_sigint(monkeypatch):
     fit()
     assert len(seen) == 3 and all(h is not handler for h in seen)
     assert signal.getsignal(signal.SIGINT) is handler
+
+
+# ---------------------------------------------------------------------------
+# Slow versions (deselected by default; `pytest -m slow` runs them)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@linux_only
+def test_soak_5000_fit_predict_cycles_do_not_grow_memory():
+    configs = _cycle_configs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for i in range(100):
+            _cycle(configs, i)
+        gc.collect()
+        before = _rss_bytes()
+        for i in range(5000):
+            _cycle(configs, i)
+        gc.collect()
+        after = _rss_bytes()
+    growth = (after - before) / 2**20
+    assert growth < 20, f"resident memory grew by {growth:.1f} MB over 5000 cycles"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("early_stopping", [False, True])
+@pytest.mark.parametrize("solver", ["sgd", "adam", "rmsprop"])
+def test_sigint_at_random_moments(solver, early_stopping):
+    """SIGINT at 12 random moments of a fit (in the epoch, in its bookkeeping,
+    in the early-stopping scoring): each time a consistent model, equal to an
+    uninterrupted fit of as many epochs."""
+    X, y = _interrupt_data()
+    main_id = threading.main_thread().ident
+    delays = np.random.RandomState(0).uniform(0.0, 0.25, size=12)
+    for delay in delays:
+        est = MLPClassifier(**_params(solver, early_stopping, 10**6))
+        real_fit_stochastic = est._fit_stochastic
+        started = threading.Event()
+
+        def fit_stochastic(*args, _real=real_fit_stochastic, _started=started):
+            _started.set()
+            return _real(*args)
+
+        est._fit_stochastic = fit_stochastic
+
+        def send(_started=started, _delay=delay):
+            _started.wait()
+            time.sleep(_delay)
+            signal.pthread_kill(main_id, signal.SIGINT)
+
+        timer = threading.Thread(target=send)
+        timer.start()
+        try:
+            with pytest.warns(UserWarning, match="Training interrupted by user."):
+                est.fit(X, y)
+        finally:
+            timer.join()
+        del est._fit_stochastic
+        _assert_consistent(est, X.shape[0] - (40 if early_stopping else 0))
+        _assert_equals_uninterrupted(est, X, y, solver, early_stopping)
