@@ -10,8 +10,8 @@ whenever the meaning of the pickled attributes changes). ``__setstate__``
   filters for that one catch it too) for the same format written by another
   skmlp version, or a pickle without the marker (written before it existed);
 * checks the fitted state the compiled kernels will trust: the parameter vector
-  ``_theta`` (present, 1-D, float32/float64, finite, exactly as long as the
-  layer sizes need), the layer sizes, the offsets of every layer in ``_theta``
+  ``_theta`` (present, 1-D, float32/float64, exactly as long as the layer
+  sizes need; non-finite values only warn, as a diverged fit leaves them), the layer sizes, the offsets of every layer in ``_theta``
   (recomputed from the layer sizes, never taken from the pickle), the
   early-stopping copy, the dropout generator and the optimizer state. A
   mismatch raises ``ValueError`` naming the attribute and what is wrong,
@@ -152,7 +152,14 @@ def check_fitted_state(name, state):
     if not theta.flags.c_contiguous:
         theta = np.ascontiguousarray(theta)
     if not np.isfinite(theta).all():
-        _fail(name, "_theta holds non-finite values (NaN or infinity)")
+        # not a danger to the kernels, and what a diverged fit leaves behind
+        # (copy.deepcopy comes through here too): said, not refused
+        warnings.warn(
+            f"The unpickled {name} has non-finite values (NaN or infinity) in its "
+            "parameter vector _theta: its predictions will not be finite.",
+            UserWarning,
+            stacklevel=3,
+        )
     for attr, expected in (("_coef_off", coef_off), ("_bias_off", bias_off),
                            ("_slope_off", slope_off)):
         stored = state.get(attr)

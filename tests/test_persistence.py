@@ -372,7 +372,6 @@ TAMPERED = {
     "theta_object": ("ValueError", "_theta has dtype object"),
     "theta_2d": ("ValueError", "_theta has shape (107, 1), expected a 1-D vector"),
     "theta_list": ("ValueError", "_theta is a list, not a NumPy array"),
-    "theta_nan": ("ValueError", "_theta holds non-finite values"),
     "layer_units_bigger": ("ValueError", "the layer sizes [6, 700, 5, 3] need"),
     "layer_units_negative": ("ValueError", "_layer_units is [6, -7, 5, 3]"),
     "layer_units_missing": ("ValueError", "_layer_units is None"),
@@ -402,7 +401,9 @@ def _run_child(cases):
 
 
 def test_tampered_pickles_fail_clearly_on_loading():
-    results = _run_child(sorted(TAMPERED) + ["theta_strided", "optimizer_untouched"])
+    results = _run_child(
+        sorted(TAMPERED) + ["theta_strided", "theta_nan", "optimizer_untouched"]
+    )
     for name, (err_type, text) in TAMPERED.items():
         (status, typ, msg), after = results[name]
         assert status == "error" and typ == err_type, (name, results[name])
@@ -412,7 +413,8 @@ def test_tampered_pickles_fail_clearly_on_loading():
         assert after == []
     # a non-contiguous (but otherwise right) vector is made contiguous and works
     # (the child's controls: the tampering itself leaves a loadable pickle)
-    for name in ("theta_strided", "optimizer_untouched"):
+    # and a vector with a NaN (a diverged fit's) loads, with a warning (below)
+    for name in ("theta_strided", "theta_nan", "optimizer_untouched"):
         (status, _, _), after = results[name]
         assert status == "ok" and after == [["ok", None, None], ["ok", None, None]]
 
@@ -425,3 +427,17 @@ def test_truncated_pickles_raise_pickles_error():
         assert status == "error", (name, results[name])
         assert typ in ("UnpicklingError", "EOFError", "ValueError"), (name, typ)
         assert after == []
+
+
+def test_non_finite_parameters_load_with_a_warning():
+    """What a diverged fit leaves behind can still be copied and inspected."""
+    import copy
+
+    est, X = _fitted_clf()
+    est._theta[3] = np.nan
+    with pytest.warns(UserWarning, match="non-finite values .* in its parameter vector"):
+        restored = pickle.loads(pickle.dumps(est))
+    with pytest.warns(UserWarning, match="predictions will not be finite"):
+        copy.deepcopy(est)
+    assert np.isnan(restored._theta[3])
+    assert np.isnan(restored.predict_proba(X)).any()

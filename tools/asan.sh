@@ -53,12 +53,41 @@ for so in "$work"/skmlp/_*.so; do
 done
 
 echo "== $("$PYTHON" --version), $(gcc --version | head -1), LD_PRELOAD=$preload"
-echo "== pytest $*"
 cd "$work"
+asan_env=(LD_PRELOAD="$preload" PYTHONMALLOC=malloc)
+
+# Positive control: hand the compiled forward pass a workspace sized for 4
+# rows and ask for 64 (the kernels trust their caller). An instrumented build
+# must report a heap-buffer-overflow in skmlp's own code; otherwise the run
+# below proves nothing.
+echo "== control: a deliberate out-of-bounds write in _mlp_fast._predict"
+control_log="$work/control"
+mkdir -p "$control_log"
+env "${asan_env[@]}" ASAN_OPTIONS="detect_leaks=0:log_path=$control_log/asan" \
+    "$PYTHON" - > /dev/null 2>&1 <<'PY' || true
+import numpy as np
+from skmlp import MLPRegressor, _mlp_fast
+from skmlp._multilayer_perceptron import _Workspace, _kernel_input
+X = np.random.RandomState(0).rand(64, 3)
+est = MLPRegressor(hidden_layer_sizes=(5,), max_iter=2).fit(X, X[:, 0])
+ws = _Workspace(est._layer_units, 4, np.float64)  # room for 4 rows only
+out = np.empty((64, 1))
+_mlp_fast._predict(est._make_spec(), *_kernel_input(X, np.float64), est._theta,
+                   64, ws.act_off, ws.act, ws.aux, out)
+PY
+if grep -q "heap-buffer-overflow" "$control_log"/asan* 2>/dev/null \
+        && grep -q "_mlp_fast" "$control_log"/asan* 2>/dev/null; then
+    echo "   reported: $(grep -m1 'ERROR: AddressSanitizer' "$control_log"/asan* | sed 's/^==[0-9]*==//')"
+    echo "   in:       $(grep -m1 -o 'in __pyx[A-Za-z0-9_]*' "$control_log"/asan* | cut -c4-)"
+else
+    echo "the control's overflow was not reported: ASan is not active" >&2
+    exit 1
+fi
+
+echo "== pytest $*"
 status=0
-env LD_PRELOAD="$preload" \
+env "${asan_env[@]}" \
     ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:log_path=$ASAN_LOG_DIR/asan:${ASAN_OPTIONS:-}" \
-    PYTHONMALLOC=malloc \
     "$PYTHON" -m pytest -p no:cacheprovider -q "$@" || status=$?
 echo "== pytest exit status $status"
 if compgen -G "$ASAN_LOG_DIR/asan*" > /dev/null; then
