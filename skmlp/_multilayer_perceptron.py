@@ -1196,6 +1196,15 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         -------
         self : object
             Returns a trained MLP model.
+
+        Raises
+        ------
+        ValueError
+            If training leaves non-finite parameters (scikit-learn's "Solver
+            produced non-finite parameter weights"). The stochastic solvers
+            stop at the first epoch whose loss or parameters are non-finite;
+            with ``early_stopping=True`` they restore the best weights instead
+            and warn (ConvergenceWarning). See docs/reliability.md.
         """
         return self._fit(
             X, y, sample_weight=sample_weight, incremental=False, eval_set=eval_set
@@ -1773,6 +1782,13 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         -------
         self : object
             Trained MLP model.
+
+        Raises
+        ------
+        ValueError
+            If the epoch makes the loss or the parameters non-finite
+            (scikit-learn's "Solver produced non-finite parameter weights");
+            the model is then left as it was before the call.
         """
         if self._check_partial_fit_first_call(classes):
             self._label_binarizer = LabelBinarizer()
@@ -2050,5 +2066,12 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         -------
         self : object
             Trained MLP model.
+
+        Raises
+        ------
+        ValueError
+            If the epoch makes the loss or the parameters non-finite
+            (scikit-learn's "Solver produced non-finite parameter weights");
+            the model is then left as it was before the call.
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
