@@ -5,6 +5,8 @@ and the Cython directives, set once for the whole build.
 
 Environment switches:
   SKMLP_DEBUG_BUILD=1  bounds, wraparound and initialisation checks on, -O0 -g.
+  SKMLP_ASAN_BUILD=1   AddressSanitizer instrumentation (-fsanitize=address,
+                       -O1 -g); run with libasan preloaded, see tools/asan.sh.
 """
 import os
 
@@ -12,6 +14,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 DEBUG = os.environ.get("SKMLP_DEBUG_BUILD", "0") not in ("", "0")
+ASAN = os.environ.get("SKMLP_ASAN_BUILD", "0") not in ("", "0")
 
 directives = {
     "language_level": 3,
@@ -30,6 +33,13 @@ directives = {
 compile_args = ["-ffp-contract=off", "-fno-math-errno"] + (
     ["-O0", "-g"] if DEBUG else ["-O3"]
 )
+link_args = []
+if ASAN:
+    # Python itself is not instrumented: libasan must be preloaded when the
+    # tests run (LD_PRELOAD=$(gcc -print-file-name=libasan.so)).
+    sanitize = ["-fsanitize=address", "-fno-omit-frame-pointer"]
+    compile_args += sanitize + ([] if DEBUG else ["-O1", "-g"])
+    link_args += sanitize
 
 extensions = [
     Extension(
@@ -37,6 +47,7 @@ extensions = [
         [f"src_cython/skmlp/{name}.pyx"],
         include_dirs=["src_cython/skmlp"],
         extra_compile_args=compile_args,
+        extra_link_args=link_args,
     )
     for name in ("_blas", "_mlp_fast")
 ]

@@ -1,10 +1,17 @@
 """skmlp: scikit-learn's multilayer perceptrons, trained by compiled kernels over BLAS."""
 
 from ._multilayer_perceptron import MLPClassifier, MLPRegressor
+from ._persistence import InconsistentVersionWarning, PickleFormatError
 
 __version__ = "0.1.0"
 
-__all__ = ["MLPClassifier", "MLPRegressor", "__version__"]
+__all__ = [
+    "InconsistentVersionWarning",
+    "MLPClassifier",
+    "MLPRegressor",
+    "PickleFormatError",
+    "__version__",
+]
 
 _SUBMODULES = ("datasets", "plotting")
 

@@ -46,6 +46,8 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 
 from . import _mlp_fast
+from . import _persistence
+from ._interrupt import deferred_sigint
 from ._threads import blas_threads_for
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam", "adagrad", "rmsprop", "adamw")
@@ -87,6 +89,21 @@ _BLOCK_ROWS = 1024
 
 # Initial value of every PReLU slope (He et al., 2015).
 _PRELU_INIT = 0.25
+
+# scikit-learn's error for a fit that leaves non-finite weights.
+_NON_FINITE_WEIGHTS = (
+    "Solver produced non-finite parameter weights. The input data may"
+    " contain large values and need to be preprocessed."
+)
+
+
+def _divergence(epoch_loss, theta):
+    """What became non-finite in an epoch: 'parameters', 'training loss' or None."""
+    if not np.isfinite(theta).all():
+        return "parameters"
+    if not np.isfinite(epoch_loss):
+        return "training loss"
+    return None
 
 
 def _layout(layer_units, prelu=False):
@@ -501,9 +518,18 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             state = dict(state)
             for name in ("coefs_", "intercepts_", "prelu_slopes_"):
                 state.pop(name, None)
-        return state
+        # skmlp's version and pickle format, checked by __setstate__
+        return _persistence.add_marker(state)
 
     def __setstate__(self, state):
+        # A pickle of another format raises, one of another skmlp version
+        # warns, and a fitted state the kernels cannot trust (parameter vector
+        # missing, of the wrong size or dtype, ...) raises ValueError here
+        # rather than failing in predict.
+        state = dict(state)
+        name = type(self).__name__
+        _persistence.check_marker(name, state)
+        _persistence.check_fitted_state(name, state)
         super().__setstate__(state)
         if "_theta" in state:
             self._bind_views()
@@ -693,10 +719,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 self._fit_lbfgs(X, y, sample_weight, eval_sets)
 
         if not np.isfinite(self._theta).all():
-            raise ValueError(
-                "Solver produced non-finite parameter weights. The input data may"
-                " contain large values and need to be preprocessed."
-            )
+            raise ValueError(_NON_FINITE_WEIGHTS)
         return self
 
     def _validate_eval_set(self, eval_set):
@@ -989,83 +1012,146 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         y_train_raw = self._decode_target(y_train) if track_train else None
         start_time = self._history_clock()
 
-        try:
-            self.n_iter_ = 0
-            for it in range(self.max_iter):
-                if self.shuffle:
-                    # Only the indices are shuffled; the kernel gathers the rows.
-                    # (The same draws as sklearn.utils.shuffle, without its
-                    # per-call validation.)
-                    perm = np.arange(n_samples)
-                    self._random_state.shuffle(perm)
-                    sample_idx = sample_idx[perm]
-                epoch_lr = opt.learning_rate
-                accumulated_loss, opt.t = _mlp_fast._train_epoch(
-                    spec, alpha, opt.kernel_params(), opt.t, *X_parts, Y, y_class, sw,
-                    sample_idx, gather, batch_size, self._theta, grad,
-                    opt.state_1, opt.state_2, rng, ws.act_off, ws.act, ws.delta,
-                    ws.aux, ws.mask, X_buf, Y_buf, sw_buf,
-                )
-
-                self.n_iter_ += 1
-                self.loss_ = accumulated_loss / X_train.shape[0]
-
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-
-                self._update_no_improvement_count(
-                    early_stopping, X_val, y_val, sample_weight_val
-                )
-                self._record_history(
-                    self.loss_, epoch_lr, start_time, X_train_k, y_train_raw,
-                    sample_weight_train, sources,
-                    val_score=self.validation_scores_[-1] if early_stopping else None,
-                )
-                # for learning rate that needs to be updated at iteration end
-                opt.iteration_ends(self.t_)
-
-                if self._no_improvement_count > self.n_iter_no_change:
-                    # not better than last `n_iter_no_change` iterations by tol
-                    # stop or decrease learning rate
-                    if early_stopping:
-                        msg = (
-                            "Validation score did not improve more than "
-                            "tol=%f for %d consecutive epochs."
-                            % (self.tol, self.n_iter_no_change)
-                        )
-                    else:
-                        msg = (
-                            "Training loss did not improve more than tol=%f"
-                            " for %d consecutive epochs."
-                            % (self.tol, self.n_iter_no_change)
-                        )
-                    if opt.trigger_stopping(msg, self.verbose):
-                        break
-                    self._no_improvement_count = 0
-
-                if incremental:
-                    break
-
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(
-                        "Stochastic Optimizer: Maximum iterations (%d) "
-                        "reached and the optimization hasn't converged yet."
-                        % self.max_iter,
-                        ConvergenceWarning,
+        diverged = None
+        n_iter_before = self.n_iter_
+        with deferred_sigint() as interrupt:
+            try:
+                self.n_iter_ = 0
+                for it in range(self.max_iter):
+                    if self.shuffle:
+                        # Only the indices are shuffled; the kernel gathers the
+                        # rows. (The same draws as sklearn.utils.shuffle,
+                        # without its per-call validation.)
+                        perm = np.arange(n_samples)
+                        self._random_state.shuffle(perm)
+                        sample_idx = sample_idx[perm]
+                    if incremental:
+                        # what the epoch changes, to undo it if it diverges
+                        before = (self._theta.copy(), opt.state_1.copy(),
+                                  opt.state_2.copy(), opt.t, rng.copy())
+                    epoch_lr = opt.learning_rate
+                    accumulated_loss, opt.t = _mlp_fast._train_epoch(
+                        spec, alpha, opt.kernel_params(), opt.t, *X_parts, Y,
+                        y_class, sw, sample_idx, gather, batch_size, self._theta,
+                        grad, opt.state_1, opt.state_2, rng, ws.act_off, ws.act,
+                        ws.delta, ws.aux, ws.mask, X_buf, Y_buf, sw_buf,
                     )
-        except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.")
+                    diverged = _divergence(accumulated_loss, self._theta)
+                    if diverged and incremental:
+                        (self._theta[:], opt.state_1[:], opt.state_2[:], opt.t,
+                         rng[:]) = before
+                        self.n_iter_ = n_iter_before
+                        self._raise_diverged(diverged, self.n_iter_ + 1, restored=True)
+
+                    self.n_iter_ += 1
+                    self.loss_ = accumulated_loss / X_train.shape[0]
+
+                    self.t_ += n_samples
+                    self.loss_curve_.append(self.loss_)
+                    if self.verbose:
+                        print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+
+                    self._update_no_improvement_count(
+                        early_stopping, X_val, y_val, sample_weight_val
+                    )
+                    self._record_history(
+                        self.loss_, epoch_lr, start_time, X_train_k, y_train_raw,
+                        sample_weight_train, sources,
+                        val_score=self.validation_scores_[-1] if early_stopping else None,
+                    )
+                    if diverged:
+                        # Nothing is learnt from non-finite parameters:
+                        # scikit-learn would run the remaining epochs on them.
+                        break
+                    # for learning rate that needs to be updated at iteration end
+                    opt.iteration_ends(self.t_)
+
+                    if self._no_improvement_count > self.n_iter_no_change:
+                        # not better than last `n_iter_no_change` iterations by
+                        # tol: stop or decrease learning rate
+                        if early_stopping:
+                            msg = (
+                                "Validation score did not improve more than "
+                                "tol=%f for %d consecutive epochs."
+                                % (self.tol, self.n_iter_no_change)
+                            )
+                        else:
+                            msg = (
+                                "Training loss did not improve more than tol=%f"
+                                " for %d consecutive epochs."
+                                % (self.tol, self.n_iter_no_change)
+                            )
+                        if opt.trigger_stopping(msg, self.verbose):
+                            break
+                        self._no_improvement_count = 0
+
+                    if incremental:
+                        break
+
+                    if self.n_iter_ == self.max_iter:
+                        warnings.warn(
+                            "Stochastic Optimizer: Maximum iterations (%d) "
+                            "reached and the optimization hasn't converged yet."
+                            % self.max_iter,
+                            ConvergenceWarning,
+                        )
+                    # a Ctrl-C during this epoch stops training here, with
+                    # the epoch fully recorded
+                    interrupt.deliver()
+                interrupt.deliver()
+            except KeyboardInterrupt:
+                warnings.warn("Training interrupted by user.")
 
         if early_stopping:
+            if diverged and not self.best_validation_score_ > -np.inf:
+                # no epoch had a usable validation score: nothing to restore,
+                # the non-finite parameters fail _fit's check (as in sklearn)
+                return
             # restore best weights
             self._theta[:] = self._best_theta
+            if diverged:
+                warnings.warn(
+                    f"Training diverged in epoch {self.n_iter_}: the {diverged} "
+                    "became non-finite. Training stopped there; the weights "
+                    "with the best validation score "
+                    f"({self.best_validation_score_:.6g}) were restored. The "
+                    "input data may contain large values and need to be "
+                    "preprocessed.",
+                    ConvergenceWarning,
+                )
+        elif diverged:
+            self._raise_diverged(diverged, self.n_iter_)
+
+    def _raise_diverged(self, what, epoch, restored=False):
+        """scikit-learn's error for a fit that leaves non-finite weights.
+
+        Also for an epoch whose loss overflowed while the parameters were still
+        finite (scikit-learn would go on until they are not, or stop as
+        'not improving' on an infinite loss): the message stays scikit-learn's,
+        a note on the exception says what was non-finite.
+        """
+        err = ValueError(_NON_FINITE_WEIGHTS)
+        if hasattr(err, "add_note"):  # Python >= 3.11
+            err.add_note(
+                f"The {what} became non-finite in epoch {epoch}; training "
+                "stopped there."
+            )
+            if restored:
+                err.add_note(
+                    "partial_fit left the model as it was before this call "
+                    "(parameters and optimizer state)."
+                )
+        raise err
 
     def _update_no_improvement_count(self, early_stopping, X, y, sample_weight):
         if early_stopping:
-            # compute validation score (can be NaN), use that for stopping
-            val_score = self._score(X, y, sample_weight=sample_weight)
+            # compute validation score (can be NaN), use that for stopping;
+            # NaN for non-finite parameters (a classifier's predictions from
+            # them would still give a meaningless accuracy)
+            if np.isfinite(self._theta).all():
+                val_score = self._score(X, y, sample_weight=sample_weight)
+            else:
+                val_score = np.nan
             self.validation_scores_.append(val_score)
             if self.verbose:
                 print("Validation score: %f" % self.validation_scores_[-1])
@@ -1110,6 +1196,15 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         -------
         self : object
             Returns a trained MLP model.
+
+        Raises
+        ------
+        ValueError
+            If training leaves non-finite parameters (scikit-learn's "Solver
+            produced non-finite parameter weights"). The stochastic solvers
+            stop at the first epoch whose loss or parameters are non-finite;
+            with ``early_stopping=True`` they restore the best weights instead
+            and warn (ConvergenceWarning). See docs/reliability.md.
         """
         return self._fit(
             X, y, sample_weight=sample_weight, incremental=False, eval_set=eval_set
@@ -1687,6 +1782,13 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         -------
         self : object
             Trained MLP model.
+
+        Raises
+        ------
+        ValueError
+            If the epoch makes the loss or the parameters non-finite
+            (scikit-learn's "Solver produced non-finite parameter weights");
+            the model is then left as it was before the call.
         """
         if self._check_partial_fit_first_call(classes):
             self._label_binarizer = LabelBinarizer()
@@ -1964,5 +2066,12 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         -------
         self : object
             Trained MLP model.
+
+        Raises
+        ------
+        ValueError
+            If the epoch makes the loss or the parameters non-finite
+            (scikit-learn's "Solver produced non-finite parameter weights");
+            the model is then left as it was before the call.
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
