@@ -181,6 +181,32 @@ def _check_fits_dtype(a, dtype, name):
         )
 
 
+def _check_finite_output(out, X, theta):
+    """Raise ValueError if the network's outputs for X are not all finite.
+
+    Used by the public prediction methods: an input far beyond the training
+    data's scale can overflow the forward pass (inf - inf in a layer, NaN in
+    softmax), which would otherwise come out as NaN probabilities or an
+    arbitrary class. (Training-time scoring keeps scikit-learn's NaN score.)
+    """
+    bad = ~np.isfinite(out).all(axis=1)
+    if not bad.any():
+        return
+    if not np.isfinite(theta).all():
+        raise ValueError(
+            "The model's parameters are not finite, so are its predictions; "
+            "refit it (with scaled data or a smaller learning rate)."
+        )
+    data = X.data if sp.issparse(X) else X
+    largest = np.max(np.abs(data)) if data.size else 0.0
+    raise ValueError(
+        f"The network's output is not finite for {int(bad.sum())} of {out.shape[0]} "
+        f"samples of X: the forward pass overflowed dtype('{out.dtype}') (the "
+        f"largest magnitude in X is {largest:.6g}). Scale X as the training data "
+        "was scaled."
+    )
+
+
 def _kernel_input(X, dtype):
     """(X_dense, data, indices, indptr, is_sparse) as the kernels expect them."""
     empty_idx = np.empty(0, dtype=np.intp)
@@ -1261,6 +1287,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                     self._make_spec(), *_kernel_input(X, dtype), self._theta, rows,
                     ws.act_off, ws.act, ws.aux, out,
                 )
+        if check_input:
+            _check_finite_output(out, X, self._theta)
         return out
 
     def _score_with_function(self, X, y, sample_weight, score_function):
