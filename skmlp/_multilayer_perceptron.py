@@ -171,7 +171,7 @@ def _check_fits_dtype(a, dtype, name):
     if data.size == 0 or data.dtype.kind != "f" or data.dtype.itemsize <= dtype.itemsize:
         return
     limit = np.finfo(dtype).max
-    largest = np.max(np.abs(data))
+    largest = max(data.max(), -data.min())  # (no temporary copy of X)
     if largest > limit:
         raise ValueError(
             f"Input {name} contains a value too large for dtype('{dtype}') "

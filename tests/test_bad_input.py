@@ -478,6 +478,20 @@ def test_bad_X_at_predict_rejected_like_sklearn(name, method, case):
     assert type(exc.value) is type(_raised(lambda: _call_predictor(ref, method, X)))
 
 
+@pytest.mark.parametrize("name", [CLF, REG])
+def test_score_with_mismatched_y_or_sample_weight_like_sklearn(name):
+    est, ref = _fitted(name), _fitted_sklearn(name)
+    for kw, message in (
+        (dict(y=Y0[name][:3]), r"inconsistent numbers of samples: \[3, 30\]"),
+        (dict(y=Y0[name], sample_weight=np.ones(3)),
+         r"inconsistent numbers of samples: \[30, 30, 3\]"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            est.score(X0, **kw)
+        with pytest.raises(ValueError, match=message):
+            ref.score(X0, **kw)
+
+
 @pytest.mark.parametrize("n_features", [3, 5])
 @pytest.mark.parametrize("name, method", _predictor_calls(CLF) + _predictor_calls(REG)
                          + [(CLF, "partial_fit"), (REG, "partial_fit")])
