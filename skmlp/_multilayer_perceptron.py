@@ -548,6 +548,12 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         intercepts = [np.asarray(b) for b in self.intercepts_]
         if len(coefs) == 0 or len(coefs) != len(intercepts):
             raise ValueError("coefs_ and intercepts_ must be lists of equal length")
+        for i, c in enumerate(coefs):
+            if c.ndim != 2:
+                raise ValueError(
+                    f"coefs_[{i}] must be a 2-D array (fan_in, fan_out), got shape "
+                    f"{c.shape}"
+                )
         layer_units = [coefs[0].shape[0]] + [c.shape[1] for c in coefs]
         for i, (c, b) in enumerate(zip(coefs, intercepts)):
             if c.ndim != 2 or c.shape[0] != layer_units[i] or b.shape != (c.shape[1],):

@@ -399,6 +399,52 @@ def test_malformed_sparse_rejected_before_the_kernels():
             assert outcome.startswith("ValueError: X is a malformed sparse matrix"), (key, outcome)
 
 
+def test_assigned_weights_of_the_wrong_size_never_reach_the_kernels():
+    """coefs_, intercepts_ and prelu_slopes_ replaced with arrays that do not
+    form the network (scikit-learn's tests assign them): predict, partial_fit
+    and a warm-started fit raise a ValueError naming the array, and the
+    kernels never index with the wrong sizes. Run in a child interpreter."""
+    result = run_child("""
+        rng = np.random.RandomState(0)
+        X = rng.randn(30, 4); y = np.arange(30) % 3
+        changes = {
+            "coefs_[0] rows": lambda e: e.coefs_.__setitem__(0, np.zeros((7, 5))),
+            "coefs_[0] huge": lambda e: e.coefs_.__setitem__(0, np.zeros((200000, 5))),
+            "coefs_[0] cols": lambda e: e.coefs_.__setitem__(0, np.zeros((4, 6))),
+            "coefs_[1] shape": lambda e: e.coefs_.__setitem__(1, np.zeros((5, 2))),
+            "coefs_[0] 1-D": lambda e: e.coefs_.__setitem__(0, np.zeros(20)),
+            "intercepts_[0] length": lambda e: e.intercepts_.__setitem__(0, np.zeros(9)),
+            "a layer fewer": lambda e: e.coefs_.pop(),
+            "prelu_slopes_[0] length": lambda e: e.prelu_slopes_.__setitem__(0, np.zeros(3)),
+        }
+        out = {}
+        for label, change in changes.items():
+            for call in ("predict", "predict_proba", "partial_fit", "warm fit"):
+                est = skmlp.MLPClassifier(
+                    hidden_layer_sizes=(5,), max_iter=2, random_state=0, solver="sgd",
+                    warm_start=call == "warm fit",
+                    activation="prelu" if label.startswith("prelu") else "relu",
+                ).fit(X, y)
+                change(est)
+                try:
+                    if call == "partial_fit":
+                        est.partial_fit(X, y)
+                    elif call == "warm fit":
+                        est.fit(X, y)
+                    else:
+                        getattr(est, call)(X)
+                    out[f"{label} / {call}"] = "ok"
+                except Exception as exc:
+                    out[f"{label} / {call}"] = f"{type(exc).__name__}: {exc}"
+        print(json.dumps(out))
+    """)
+    assert len(result) == 32
+    for key, outcome in result.items():
+        assert outcome.startswith("ValueError: "), (key, outcome)
+        assert re.search(r"coefs_|intercepts_|prelu_slopes_|layer sizes|first layer",
+                         outcome), (key, outcome)
+
+
 # ---------------------------------------------------------------------------
 # One sample, one class
 # ---------------------------------------------------------------------------
