@@ -385,12 +385,33 @@ def _load_data(name, args, dtype):
     return _load_csv(name, args.target)
 
 
-def _load_csv(path, target):
+def _read_csv(path):
+    """pd.read_csv(path), its failures (empty, ragged, not text) as CLIError naming the file."""
     import pandas as pd
 
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise CLIError(f"{path}: not a readable CSV file ({_one_line(exc)})") from exc
+
+
+def _check_features(path, frame):
+    """Data rows, numeric columns and no missing values, or a CLIError naming the file."""
+    if frame.shape[0] == 0:
+        raise CLIError(f"{path}: no data rows (only a header)")
+    other = frame.select_dtypes(exclude=["number", "bool"]).columns
+    if len(other):
+        raise CLIError(f"{path}: non-numeric feature columns {', '.join(map(str, other))} "
+                       "(encode them as numbers, or drop them)")
+    missing = frame.columns[frame.isna().any()]
+    if len(missing):
+        raise CLIError(f"{path}: missing values in {', '.join(map(str, missing))}")
+
+
+def _load_csv(path, target):
     if not os.path.isfile(path):
         raise CLIError(f"no such data file: {path}")
-    frame = pd.read_csv(path)
+    frame = _read_csv(path)
     if frame.shape[1] < 2:
         raise CLIError(f"{path}: needs a header row and at least two columns "
                        "(features and a target)")
@@ -402,13 +423,7 @@ def _load_csv(path, target):
     y = frame.pop(target)
     if y.isna().any():
         raise CLIError(f"{path}: the target column {target!r} has missing values")
-    other = frame.select_dtypes(exclude=["number", "bool"]).columns
-    if len(other):
-        raise CLIError(f"{path}: non-numeric feature columns {', '.join(map(str, other))} "
-                       "(encode them as numbers, or drop them)")
-    missing = frame.columns[frame.isna().any()]
-    if len(missing):
-        raise CLIError(f"{path}: missing values in {', '.join(map(str, missing))}")
+    _check_features(path, frame)
     frame = frame.astype(np.float64)
     return _Data(os.path.basename(path), frame, y.to_numpy(), columns=list(frame.columns))
 
@@ -647,6 +662,8 @@ def run_train(args, parser, out):
             X = prep.fit_transform(X) if fit else prep.transform(X)
         return np.ascontiguousarray(X, dtype=dtype)
 
+    if len(train[1]) == 0:
+        raise CLIError(f"{data.name}: no training samples")
     X_train, y_train = as_model_input(train[0], fit=True), np.asarray(train[1])
     parts = [("val", val), ("test", test)]
     heldout = [(p, as_model_input(s[0]), np.asarray(s[1])) for p, s in parts if s is not None]
@@ -764,6 +781,8 @@ def run_cv(args, parser, out):
     if data.columns is None:
         X = np.ascontiguousarray(X, dtype=dtype)
 
+    if len(y) < args.folds:
+        raise CLIError(f"{data.name}: {len(y)} samples cannot make {args.folds} folds")
     smallest_fold = len(y) - -(-len(y) // args.folds)  # training samples of a fold
     if args.batch_size > smallest_fold:
         print(f"note: batch size {args.batch_size} clipped to the {smallest_fold} "
@@ -833,9 +852,7 @@ def _read_predict_input(path, fmt, model, target):
             X = X.astype(np.float32) / np.float32(255)
         return X.astype(np.float64) if X.dtype.kind != "f" else X
 
-    import pandas as pd
-
-    frame = pd.read_csv(path)
+    frame = _read_csv(path)
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
         missing = [c for c in names if c not in frame.columns]
@@ -843,13 +860,16 @@ def _read_predict_input(path, fmt, model, target):
             raise CLIError(f"{path}: lacks the model's feature columns "
                            f"{', '.join(map(str, missing[:10]))}"
                            + (" ..." if len(missing) > 10 else ""))
-        return frame[list(names)]
+        frame = frame[list(names)]
+        _check_features(path, frame)
+        return frame
     drop = target if target is not None else ("target" if "target" in frame.columns
                                              else None)
     if drop is not None:
         if drop not in frame.columns:
             raise CLIError(f"{path}: no column {drop!r}")
         frame = frame.drop(columns=[drop])
+    _check_features(path, frame)
     return frame.to_numpy(dtype=np.float64)
 
 

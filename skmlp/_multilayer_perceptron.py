@@ -153,6 +153,77 @@ class _Workspace:
         self.mask = np.empty(pos if mask else 0, dtype=dtype)
 
 
+def _check_sparse_structure(X, name="X"):
+    """X (dense: unchanged) as a CSR matrix in canonical form, its structure checked.
+
+    The kernels index weights by the column indices and rows by ``indptr``, so
+    a malformed matrix (an index out of range, a decreasing ``indptr``) would
+    make them read outside the arrays: rejected here. Unsorted or duplicate
+    indices and explicit zeros are valid but sum in a different order than
+    the canonical matrix, so the model would differ in the last bits: they are
+    canonicalised (in a copy; the caller's matrix is left alone).
+    """
+    if not sp.issparse(X):
+        return X
+    X = X.tocsr()
+    try:
+        X.check_format(full_check=True)
+    except ValueError as exc:
+        raise ValueError(f"{name} is a malformed sparse matrix: {exc}") from exc
+    if not X.has_canonical_format or (X.data == 0).any():
+        X = X.copy()
+        X.sum_duplicates()
+        X.eliminate_zeros()
+    return X
+
+
+def _check_fits_dtype(a, dtype, name):
+    """Raise ValueError if a (finite, validated) holds values that overflow dtype.
+
+    The model computes in one dtype: float32 parameters take float64 input
+    cast to float32, where a value beyond float32's range would become inf.
+    """
+    dtype = np.dtype(dtype)
+    data = a.data if sp.issparse(a) else np.asarray(a)
+    if data.size == 0 or data.dtype.kind != "f" or data.dtype.itemsize <= dtype.itemsize:
+        return
+    limit = np.finfo(dtype).max
+    largest = max(data.max(), -data.min())  # (no temporary copy of X)
+    if largest > limit:
+        raise ValueError(
+            f"Input {name} contains a value too large for dtype('{dtype}') "
+            f"(largest magnitude {largest:.6g}, the limit is {limit:.6g}), the "
+            "dtype the model computes in. Scale the data, or fit the model on "
+            "float64 data."
+        )
+
+
+def _check_finite_output(out, X, theta):
+    """Raise ValueError if the network's outputs for X are not all finite.
+
+    Used by the public prediction methods: an input far beyond the training
+    data's scale can overflow the forward pass (inf - inf in a layer, NaN in
+    softmax), which would otherwise come out as NaN probabilities or an
+    arbitrary class. (Training-time scoring keeps scikit-learn's NaN score.)
+    """
+    bad = ~np.isfinite(out).all(axis=1)
+    if not bad.any():
+        return
+    if not np.isfinite(theta).all():
+        raise ValueError(
+            "The model's parameters are not finite, so are its predictions; "
+            "refit it (with scaled data or a smaller learning rate)."
+        )
+    data = X.data if sp.issparse(X) else X
+    largest = np.max(np.abs(data)) if data.size else 0.0
+    raise ValueError(
+        f"The network's output is not finite for {int(bad.sum())} of {out.shape[0]} "
+        f"samples of X: the forward pass overflowed dtype('{out.dtype}') (the "
+        f"largest magnitude in X is {largest:.6g}). Scale X as the training data "
+        "was scaled."
+    )
+
+
 def _kernel_input(X, dtype):
     """(X_dense, data, indices, indptr, is_sparse) as the kernels expect them."""
     empty_idx = np.empty(0, dtype=np.intp)
@@ -179,7 +250,9 @@ def _check_sample_weight(sample_weight, n_samples, dtype):
     if sample_weight is None:
         return None
     if isinstance(sample_weight, Real):
-        return np.full(n_samples, sample_weight, dtype=dtype)
+        # (checked like an array: a scalar NaN, inf, 0 or negative weight is
+        # as wrong as an array of them)
+        sample_weight = np.full(n_samples, sample_weight, dtype=np.float64)
     sample_weight = check_array(
         sample_weight,
         accept_sparse=False,
@@ -401,6 +474,15 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     def _has_prelu(self):
         return getattr(self, "_prelu", False)
 
+    def __sklearn_is_fitted__(self):
+        # Fitted means: has a network. (A fit that failed during validation
+        # may have set ``classes_`` or ``n_features_in_``, which would make
+        # check_is_fitted's default test pass; predict must still raise
+        # NotFittedError then.)
+        return getattr(self, "_theta", None) is not None or bool(
+            getattr(self, "coefs_", None)
+        )
+
     def _expected_views(self):
         """[(attribute, index, offset, shape)] of every view into ``_theta``."""
         units = self._layer_units
@@ -483,6 +565,12 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         intercepts = [np.asarray(b) for b in self.intercepts_]
         if len(coefs) == 0 or len(coefs) != len(intercepts):
             raise ValueError("coefs_ and intercepts_ must be lists of equal length")
+        for i, c in enumerate(coefs):
+            if c.ndim != 2:
+                raise ValueError(
+                    f"coefs_[{i}] must be a 2-D array (fan_in, fan_out), got shape "
+                    f"{c.shape}"
+                )
         layer_units = [coefs[0].shape[0]] + [c.shape[1] for c in coefs]
         for i, (c, b) in enumerate(zip(coefs, intercepts)):
             if c.ndim != 2 or c.shape[0] != layer_units[i] or b.shape != (c.shape[1],):
@@ -545,7 +633,17 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         if np.ndim(dropout) == 0:
             rates[1:-1] = float(dropout)
         else:
-            per_layer = np.asarray(dropout, dtype=np.float64).ravel()
+            try:
+                per_layer = np.asarray(dropout, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"dropout must be a rate or a sequence of rates, got {dropout!r}."
+                ) from exc
+            if per_layer.ndim != 1:
+                raise ValueError(
+                    "dropout must be one rate or a 1-D sequence of rates (one per "
+                    f"hidden layer), got an array of shape {per_layer.shape}."
+                )
             if per_layer.shape[0] != n_hidden:
                 raise ValueError(
                     f"dropout has {per_layer.shape[0]} rates for {n_hidden} hidden "
@@ -653,13 +751,17 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         if not hasattr(hidden_layer_sizes, "__iter__"):
             hidden_layer_sizes = [hidden_layer_sizes]
         hidden_layer_sizes = list(hidden_layer_sizes)
+        if any(
+            not isinstance(h, Integral | np.integer) or isinstance(h, bool | np.bool_)
+            for h in hidden_layer_sizes
+        ):
+            # (TypeError, as scikit-learn raises for these)
+            raise TypeError(
+                "hidden_layer_sizes must contain integers, got %s." % hidden_layer_sizes
+            )
         if len(hidden_layer_sizes) and np.any(np.array(hidden_layer_sizes) <= 0):
             raise ValueError(
                 "hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes
-            )
-        if any(not isinstance(h, Integral | np.integer) for h in hidden_layer_sizes):
-            raise ValueError(
-                "hidden_layer_sizes must contain integers, got %s." % hidden_layer_sizes
             )
         dropout_rates = self._dropout_rates(len(hidden_layer_sizes))
 
@@ -667,15 +769,24 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             not self.warm_start and not incremental
         )
 
+        # Everything that can reject the call is checked before the model
+        # changes: a failed partial_fit (or warm-started fit) leaves the
+        # parameters, optimizer state and counters as they were.
+        if self.early_stopping and incremental and self.solver in _STOCHASTIC_SOLVERS:
+            raise ValueError("partial_fit does not support early_stopping=True")
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        X = _check_sparse_structure(X)
         n_samples, n_features = X.shape
         if first_pass:
             dtype = X.dtype
         else:
             self._sync_params()
             dtype = self._theta.dtype
+        _check_fits_dtype(X, dtype, "X")
+        if y.dtype.kind == "f":
+            _check_fits_dtype(y, dtype, "y")
         sample_weight = _check_sample_weight(sample_weight, n_samples, dtype)
-        eval_sets = self._validate_eval_set(eval_set)
+        eval_sets = self._validate_eval_set(eval_set, dtype)
 
         # Ensure y is 2D
         if y.ndim == 1:
@@ -694,6 +805,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 "Fit from scratch (warm_start=False) to change hidden_layer_sizes, "
                 "the activation between PReLU and others, or the number of outputs."
             )
+        if self.early_stopping and self.solver in _STOCHASTIC_SOLVERS:
+            self._check_validation_split(y)
         self.n_outputs_ = y.shape[1]
 
         self._random_state = check_random_state(self.random_state)
@@ -722,7 +835,26 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             raise ValueError(_NON_FINITE_WEIGHTS)
         return self
 
-    def _validate_eval_set(self, eval_set):
+    def _check_validation_split(self, y):
+        """Raise the error the early-stopping split would raise, before training.
+
+        The split itself is drawn in ``_fit_stochastic`` (from the estimator's
+        random state, in scikit-learn's order); this trial split, with its own
+        generator, finds an impossible split (too few samples, a class with
+        one member) while the model is still untouched.
+        """
+        stratify = y if is_classifier(self) and y.shape[1] == 1 else None
+        _, idx_val = train_test_split(
+            np.arange(y.shape[0]), test_size=self.validation_fraction,
+            stratify=stratify, random_state=0,
+        )
+        if idx_val.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' "
+                "or the size of your dataset."
+            )
+
+    def _validate_eval_set(self, eval_set, dtype=None):
         """[(X, Y, y_for_score, sample_weight=None)] in the model's terms."""
         if eval_set is None:
             return []
@@ -739,7 +871,14 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 self, X_e, accept_sparse=["csr", "csc"],
                 dtype=(np.float64, np.float32), reset=False,
             )
+            X_e = _check_sparse_structure(X_e, f"eval_set[{i}] X")
+            if dtype is not None:
+                _check_fits_dtype(X_e, dtype, f"eval_set[{i}] X")
             y_e = np.asarray(y_e) if not sp.issparse(y_e) else y_e.toarray()
+            y_e = check_array(
+                y_e, ensure_2d=False, dtype=None, ensure_min_samples=0,
+                input_name=f"eval_set[{i}] y",
+            )
             if y_e.shape[0] != X_e.shape[0]:
                 raise ValueError(
                     f"eval_set[{i}]: X has {X_e.shape[0]} samples but y has "
@@ -924,9 +1063,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self._optimizer = _Optimizer(self, self._theta.shape[0], dtype)
         opt = self._optimizer
 
-        # early_stopping in partial_fit doesn't make sense
-        if self.early_stopping and incremental:
-            raise ValueError("partial_fit does not support early_stopping=True")
+        # (partial_fit with early_stopping is rejected in _fit)
         early_stopping = self.early_stopping
         if early_stopping:
             # don't stratify in multilabel classification
@@ -1233,13 +1370,14 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     def _forward_pass_fast(self, X, check_input=True):
         """Output-layer activations for X, computed by the compiled forward pass."""
         if check_input:
-            X = validate_data(
-                self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32),
-                reset=False,
-            )
+            # dtype 'numeric' as in scikit-learn's predict: strings are rejected
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+            X = _check_sparse_structure(X)
         self._sync_params()
         self._check_n_features(X)
         dtype = self._theta.dtype
+        if check_input:
+            _check_fits_dtype(X, dtype, "X")
         n_samples = X.shape[0]
         rows = max(1, min(n_samples, _BLOCK_ROWS))
         ws = _Workspace(self._layer_units, rows, dtype, aux=self._has_prelu())
@@ -1250,6 +1388,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                     self._make_spec(), *_kernel_input(X, dtype), self._theta, rows,
                     ws.act_off, ws.act, ws.aux, out,
                 )
+        if check_input:
+            _check_finite_output(out, X, self._theta)
         return out
 
     def _score_with_function(self, X, y, sample_weight, score_function):
@@ -1659,6 +1799,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             return sample_weight
         if self._label_binarizer.y_type_ == "multilabel-indicator":
             raise ValueError("class_weight is not supported for multilabel targets.")
+        if isinstance(self.class_weight, dict):
+            self._check_class_weight_dict()
         labels = self._decode_target(y)
         with np.errstate(divide="ignore"):
             weights = compute_class_weight(
@@ -1674,8 +1816,34 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         )
         if sample_weight is not None:
             dtype = sample_weight.dtype
-            return (sample_weight * per_sample).astype(dtype)
+            per_sample = sample_weight * per_sample
+        if not np.any(per_sample):
+            raise ValueError(
+                "class_weight (with sample_weight) gives every sample weight 0: "
+                f"class_weight={self.class_weight!r}, classes in y: "
+                f"{unique_labels(labels)}."
+            )
         return per_sample.astype(dtype)
+
+    def _check_class_weight_dict(self):
+        """A class_weight dict names known classes and gives finite weights >= 0."""
+        unknown = [label for label in self.class_weight if label not in set(self.classes_)]
+        if unknown:
+            raise ValueError(
+                f"class_weight has labels {unknown} that are not classes; the "
+                f"classes are {self.classes_}."
+            )
+        for label, weight in self.class_weight.items():
+            if (
+                not isinstance(weight, Real)
+                or isinstance(weight, bool | np.bool_)
+                or not np.isfinite(weight)
+                or weight < 0
+            ):
+                raise ValueError(
+                    f"class_weight[{label!r}] must be a finite number >= 0, got "
+                    f"{weight!r}."
+                )
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
@@ -1790,14 +1958,29 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             (scikit-learn's "Solver produced non-finite parameter weights");
             the model is then left as it was before the call.
         """
-        if self._check_partial_fit_first_call(classes):
+        first_call = self._check_partial_fit_first_call(classes)
+        if first_call:
             self._label_binarizer = LabelBinarizer()
-            if type_of_target(y).startswith("multilabel"):
-                self._label_binarizer.fit(y)
-            else:
-                self._label_binarizer.fit(classes)
+            try:
+                if type_of_target(y).startswith("multilabel"):
+                    self._label_binarizer.fit(y)
+                else:
+                    self._label_binarizer.fit(classes)
+            except BaseException:
+                self._forget_classes()
+                raise
+        try:
+            return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        except BaseException:
+            if first_call and not hasattr(self, "coefs_"):
+                # a failed first call leaves the estimator as unfitted as it was
+                self._forget_classes()
+            raise
 
-        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+    def _forget_classes(self):
+        for name in ("classes_", "_label_binarizer"):
+            if name in self.__dict__:
+                delattr(self, name)
 
     def _check_partial_fit_first_call(self, classes):
         """Set ``classes_`` on the first call to partial_fit; True if it was the first."""

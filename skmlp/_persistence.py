@@ -156,7 +156,7 @@ def check_fitted_state(name, state):
         # (copy.deepcopy comes through here too): said, not refused
         warnings.warn(
             f"The unpickled {name} has non-finite values (NaN or infinity) in its "
-            "parameter vector _theta: its predictions will not be finite.",
+            "parameter vector _theta: it cannot predict (predict raises) until refitted.",
             UserWarning,
             stacklevel=3,
         )

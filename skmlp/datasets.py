@@ -177,7 +177,11 @@ def load_idx(path, *, expected_ndim=None):
     >>> load_idx(path)
     array([7, 2, 1], dtype=uint8)
     """
-    path = os.fspath(path)
+    if expected_ndim is not None and (
+        not isinstance(expected_ndim, int | np.integer) or isinstance(expected_ndim, bool)
+    ):
+        raise TypeError(f"expected_ndim must be an int or None, got {expected_ndim!r}")
+    path = _as_path(path, "path")
     with open(path, "rb") as f:
         raw = f.read()
     if raw[:2] == _GZIP_MAGIC:
@@ -206,7 +210,10 @@ def load_idx(path, *, expected_ndim=None):
         raise IDXFormatError(f"{path}: truncated IDX header")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = _IDX_DTYPES[type_code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    # (Python integers: a header's sizes may multiply beyond int64)
+    expected = dtype.itemsize
+    for n in shape:
+        expected *= n
     found = len(raw) - header
     if found != expected:
         raise IDXFormatError(
@@ -215,6 +222,16 @@ def load_idx(path, *, expected_ndim=None):
         )
     data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
     return data.astype(dtype.newbyteorder("="))
+
+
+def _as_path(value, name):
+    """os.fspath(value), with a TypeError that names the argument."""
+    try:
+        return os.fspath(value)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a str or path-like, got {type(value).__name__}: {value!r}"
+        ) from None
 
 
 def _find_file(directory, name):
@@ -230,7 +247,7 @@ def _candidates(data_home, subfolder, default_dir):
     """[(folder or None, how it was named)] in search order (None: not set)."""
     places = []
     if data_home is not None:
-        home = os.fspath(data_home)
+        home = _as_path(data_home, "data_home")
         places += [(os.path.join(home, subfolder), "data_home"), (home, "data_home")]
     env = os.environ.get(DATA_ENV)
     if env:
@@ -291,7 +308,7 @@ def _read_images(path, dtype):
             f"{path}: expected uint8 images of 28x28 pixels, got {arr.dtype} "
             f"images of shape {arr.shape[1:]}"
         )
-    X = arr.reshape(arr.shape[0], -1).astype(dtype)
+    X = arr.reshape(arr.shape[0], 28 * 28).astype(dtype)
     X /= dtype.type(255)
     return X
 
@@ -305,7 +322,12 @@ def _read_labels(path, n_classes):
 
 def _load_idx_dataset(title, subfolder, default_dir, install_hint, class_names,
                       descr, data_home, return_X_y, as_frame, dtype):
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(
+            f"dtype must be a floating-point type, got {dtype!r}"
+        ) from None
     if dtype.kind != "f":
         raise ValueError(f"dtype must be a floating-point type, got {dtype}")
     paths, report = _locate(data_home, subfolder, default_dir)

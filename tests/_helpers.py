@@ -10,12 +10,19 @@ their test modules.
 """
 
 import gzip
+import json
+import os
 import struct
+import subprocess
+import sys
+import tempfile
+import textwrap
 import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+import skmlp
 from skmlp import MLPClassifier
 
 # ---------------------------------------------------------------------------
@@ -199,3 +206,46 @@ def write_payload(path, payload, compress=False):
     """Write bytes to ``path`` (a pathlib.Path), gzip-compressed if asked; returns path."""
     path.write_bytes(gzip.compress(payload) if compress else payload)
     return path
+
+
+# ---------------------------------------------------------------------------
+# Child interpreters (for cases that could crash the process)
+# ---------------------------------------------------------------------------
+
+CHILD_PRELUDE = """
+import json, sys, warnings
+import numpy as np
+import scipy.sparse as sp
+import sklearn.neural_network as sknn
+import skmlp
+from sklearn.datasets import make_classification, make_regression
+warnings.simplefilter("ignore")
+
+def outcome(func):
+    try:
+        value = func()
+    except Exception as exc:
+        return ["error", type(exc).__name__]
+    return ["ok", np.asarray(value, dtype=float).tolist()]
+"""
+
+
+def run_child(body):
+    """Run ``CHILD_PRELUDE + body`` in a child interpreter; the JSON its last
+    stdout line holds. A crash of the kernels (a segmentation fault) fails the
+    calling test (a negative return code) instead of killing the test session."""
+    # The child must import the skmlp under test (installed, or the build this
+    # session imports), never the source folder of the current directory.
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(skmlp.__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([parent] + env.get("PYTHONPATH", "").split(os.pathsep))
+    with tempfile.TemporaryDirectory() as cwd:
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD_PRELUDE + textwrap.dedent(body)],
+            capture_output=True, text=True, timeout=120, cwd=cwd, env=env,
+        )
+    assert proc.returncode == 0, (
+        f"child interpreter died with return code {proc.returncode} "
+        f"(negative: killed by signal {-proc.returncode})\n{proc.stderr[-2000:]}"
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -6,6 +6,10 @@
   it) does not add the working directory either. Only this folder is added, not
   the repository root, so the tests still import the installed skmlp in CI.
 * Fixtures used by more than one test module.
+* Hypothesis settings profiles (tests/test_fuzz.py): "ci", the default, runs a
+  short, derandomized search (the same examples on every run, so CI is
+  reproducible); "thorough" runs thousands of random examples per test.
+  Choose with ``SKMLP_HYPOTHESIS_PROFILE=thorough``.
 """
 
 import os
@@ -20,6 +24,21 @@ from skmlp import datasets
 _TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
+
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # only tests/test_fuzz.py needs it (the "test" extra has it)
+    settings = None
+if settings is not None:
+    _common = dict(
+        deadline=None,  # a fit's time varies with the machine's load
+        database=None,  # nothing written into the working tree
+        print_blob=True,  # a failure prints the line that reproduces it
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    settings.register_profile("ci", max_examples=60, derandomize=True, **_common)
+    settings.register_profile("thorough", max_examples=5000, **_common)
+    settings.load_profile(os.environ.get("SKMLP_HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

@@ -7,13 +7,8 @@ import copy
 import inspect
 import io
 import json
-import os
 import pickle
 import re
-import subprocess
-import sys
-import tempfile
-import textwrap
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -41,7 +36,7 @@ from sklearn.utils.validation import check_is_fitted
 
 import skmlp
 
-from _helpers import read_only
+from _helpers import read_only, run_child as _run_child
 
 CLF = "MLPClassifier"
 REG = "MLPRegressor"
@@ -680,41 +675,6 @@ def test_estimator_tags_match_sklearn():
 # compiled kernels. These run in a child interpreter, so that a crash of the
 # kernels (a segmentation fault) fails the test instead of the test session.
 # ---------------------------------------------------------------------------
-
-_CHILD_PRELUDE = """
-import json, sys, warnings
-import numpy as np
-import scipy.sparse as sp
-import sklearn.neural_network as sknn
-import skmlp
-from sklearn.datasets import make_classification, make_regression
-warnings.simplefilter("ignore")
-
-def outcome(func):
-    try:
-        value = func()
-    except Exception as exc:
-        return ["error", type(exc).__name__]
-    return ["ok", np.asarray(value, dtype=float).tolist()]
-"""
-
-
-def _run_child(body):
-    # The child must import the skmlp under test (installed, or the build this
-    # session imports), never the source folder of the current directory.
-    parent = os.path.dirname(os.path.dirname(os.path.abspath(skmlp.__file__)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([parent] + env.get("PYTHONPATH", "").split(os.pathsep))
-    with tempfile.TemporaryDirectory() as cwd:
-        proc = subprocess.run(
-            [sys.executable, "-c", _CHILD_PRELUDE + textwrap.dedent(body)],
-            capture_output=True, text=True, timeout=120, cwd=cwd, env=env,
-        )
-    assert proc.returncode == 0, (
-        f"child interpreter died with return code {proc.returncode} "
-        f"(negative: killed by signal {-proc.returncode})\n{proc.stderr[-2000:]}"
-    )
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize(

@@ -850,7 +850,9 @@ def _train_epoch(
     ``Y_buf``.
 
     ``batch_loss`` is the mean (weighted) loss of a batch plus its L2 term, as
-    scikit-learn reports it; the caller divides the sum by n_samples.
+    scikit-learn reports it; the caller divides the sum by n_samples. A batch
+    whose sample weights are all 0 is skipped (no step, loss 0; scikit-learn
+    divides by its zero weight sum).
 
     The epoch runs with flush-to-zero on in the calling thread (restored on
     return): subnormal values (|x| < 1.2e-38 in float32) become 0. They arise
@@ -928,6 +930,11 @@ def _train_epoch(
                     sw_sum += swb[r]
             else:
                 sw_sum = n
+            if sw_sum == 0:
+                # a batch of weight 0 carries nothing to learn (its mean loss
+                # and gradient are 0 / 0): no step
+                start = stop
+                continue
 
             _forward(&net, &theta[0], Xb, rows, &act[0], _buf_ptr(aux),
                      _buf_ptr(mask))
