@@ -1,10 +1,11 @@
 """skmlp: scikit-learn's multilayer perceptrons, trained by compiled kernels over BLAS."""
 
 from ._multilayer_perceptron import MLPClassifier, MLPRegressor
+from ._parallel import parallel_config
 
 __version__ = "0.1.0"
 
-__all__ = ["MLPClassifier", "MLPRegressor", "__version__"]
+__all__ = ["MLPClassifier", "MLPRegressor", "parallel_config", "__version__"]
 
 _SUBMODULES = ("datasets", "plotting")
 

@@ -5,15 +5,21 @@ small network (a mini-batch of a few hundred rows times a few thousand weights)
 the hand-off costs more than the product, and on a loaded machine it can cost
 ten times the whole fit. Below a work threshold the kernels therefore run with
 one BLAS thread; above it BLAS keeps the thread count it was given (by the
-user, threadpoolctl or the environment).
+user, threadpoolctl, :func:`skmlp.parallel_config` or the environment).
 
-BLAS thread counts are process-wide, and changing them while another thread
-is inside BLAS is not reliable (seen here: concurrent fits left OpenBLAS at one
-thread for the rest of the process). So the limit is only set by fits running
-in the main thread, and is counted (the first user sets it, the last restores
-what was there). Fits in worker threads (joblib's threading backend) leave the
-thread count to the caller: ``threadpoolctl.threadpool_limits`` around the
-parallel call, as docs/scaling will show.
+BLAS thread counts are process-wide, so the limit is shared by every fit of
+the process, in whatever thread it runs, and counted: the first small fit to
+start sets one thread, the last one to end restores what it found. (An
+uncounted limit per fit is wrong under concurrency: fit A saves 2 and sets 1,
+fit B saves 1, A restores 2, B restores 1 and leaves the process at one
+thread. An earlier version therefore limited only fits in the main thread;
+then small fits in joblib's threading backend ran with every BLAS thread each,
+2 fits x 2 OpenBLAS threads on 2 cores, and GridSearchCV(n_jobs=2) was slower
+than n_jobs=1. tests/test_threads.py covers both.)
+
+Large fits in several threads at once still share the process's BLAS threads;
+for those, :func:`skmlp.parallel_config` (or ``threadpoolctl.threadpool_limits``
+around the search) sets the number per fit. docs/scaling.md has the numbers.
 """
 
 import contextlib
@@ -58,6 +64,6 @@ def _single_thread_blas():
 def blas_threads_for(rows, layer_units):
     """Context manager limiting BLAS to one thread when the per-batch work is small."""
     work = rows * sum(a * b for a, b in zip(layer_units[:-1], layer_units[1:]))
-    if work >= SINGLE_THREAD_WORK or threading.current_thread() is not threading.main_thread():
+    if work >= SINGLE_THREAD_WORK:
         return contextlib.nullcontext()
     return _single_thread_blas()
