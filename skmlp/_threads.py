@@ -27,6 +27,11 @@ import threading
 
 from threadpoolctl import ThreadpoolController
 
+try:  # threadpoolctl >= 3.6 (documented in its README; not in __all__)
+    from threadpoolctl import OpenBLASController as _OpenBLASController
+except ImportError:  # pragma: no cover
+    _OpenBLASController = None
+
 # Multiply-adds of one mini-batch through all layers below which one thread
 # is faster than two on the machines we measured (see benchmarks/).
 SINGLE_THREAD_WORK = 2e7
@@ -44,12 +49,33 @@ def _get_controller():
     return _controller
 
 
+def _as_any_thread(change):
+    """Run a change of OpenBLAS's thread count from whichever thread we are in.
+
+    threadpoolctl lets only one thread change a process-wide OpenBLAS pool,
+    the first to try (its "controlling thread"); calls from other threads are
+    silently ignored, and a ``limit()`` outside a ``with`` block keeps that
+    control forever. Without this, the first fit in the main thread took
+    control and every later fit in a worker thread silently kept all BLAS
+    threads. So control is taken for the change and released right after.
+    """
+    clear = getattr(_OpenBLASController, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+    try:
+        return change()
+    finally:
+        if clear is not None:
+            clear()
+
+
 @contextlib.contextmanager
 def _single_thread_blas():
     global _users, _limiter
     with _lock:
         if _users == 0:
-            _limiter = _get_controller().limit(limits=1, user_api="blas")
+            _limiter = _as_any_thread(
+                lambda: _get_controller().limit(limits=1, user_api="blas"))
         _users += 1
     try:
         yield
@@ -57,7 +83,7 @@ def _single_thread_blas():
         with _lock:
             _users -= 1
             if _users == 0:
-                _limiter.restore_original_limits()
+                _as_any_thread(_limiter.restore_original_limits)
                 _limiter = None
 
 
