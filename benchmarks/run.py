@@ -1524,7 +1524,8 @@ def contention_probe(dtype=np.float32, threads=2):
 
 def main(args):
     t_start = time.perf_counter()
-    with_torch = not args.no_torch and get_torch() is not None
+    # (the scaling measurement is skmlp alone: no PyTorch import)
+    with_torch = not args.no_torch and not args.scaling_only and get_torch() is not None
     info = threadpoolctl.threadpool_info()
     blas_default = int(_scipy_blas_entry(info).get("num_threads", 1))
     threads = args.threads or blas_default
