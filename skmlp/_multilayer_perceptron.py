@@ -46,7 +46,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 
 from . import _mlp_fast
-from ._threads import blas_threads_for, concurrent_fit
+from ._threads import blas_threads_for
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam", "adagrad", "rmsprop", "adamw")
 
@@ -684,13 +684,12 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
         if self.solver in _STOCHASTIC_SOLVERS:
             rows = 200 if self.batch_size == "auto" else self.batch_size
-            with concurrent_fit(), blas_threads_for(min(rows, n_samples), layer_units):
+            with blas_threads_for(min(rows, n_samples), layer_units):
                 self._fit_stochastic(
                     X, y, sample_weight, incremental, eval_sets, dropout_rates
                 )
         elif self.solver == "lbfgs":
-            with concurrent_fit(), blas_threads_for(min(n_samples, _BLOCK_ROWS),
-                                                    layer_units):
+            with blas_threads_for(min(n_samples, _BLOCK_ROWS), layer_units):
                 self._fit_lbfgs(X, y, sample_weight, eval_sets)
 
         if not np.isfinite(self._theta).all():

@@ -14,20 +14,12 @@ uncounted limit per fit is wrong under concurrency: fit A saves 2 and sets 1,
 fit B saves 1, A restores 2, B restores 1 and leaves the process at one
 thread. An earlier version therefore limited only fits in the main thread;
 then small fits in joblib's threading backend ran with every BLAS thread each,
-2 fits x 2 OpenBLAS threads on 2 cores, and GridSearchCV(n_jobs=2) was slower
-than n_jobs=1. tests/test_threads.py covers both.)
-
-Fits in several threads at once also share the GIL, which each holds only
-between kernel calls (validation, per-epoch bookkeeping, scoring). A thread
-whose kernel call returns while another thread runs Python waits for the GIL
-until that thread releases it or the interpreter's switch interval (5 ms by
-default) runs out; with epochs of about a millisecond, those waits leave a
-core idle for a good part of the time (measured: 12 % of two cores in the
-GridSearchCV of benchmark case 6). So once two fits run at once, the switch
-interval is lowered to ``CONCURRENT_SWITCH_INTERVAL``, and put back when no
-fit is left (unless someone else changed it meanwhile): not when only one is
-left, because the Python work between two fits of a search (scoring, the next
-clone and validation) is exactly when the other fit waits. ``concurrent_fit``.
+2 fits x 2 OpenBLAS threads on 2 cores, and GridSearchCV(n_jobs=2) under the
+threading backend was slower than n_jobs=1: 0.74x in one measurement here,
+BLAS at its default of 2 threads, the machine partly loaded. tests/test_threads.py and tests/test_parallel.py
+cover both.) threadpoolctl >= 3.8 adds a rule of its own for OpenBLAS's
+process-wide pool: only one "controlling" thread may change it, see
+``_as_any_thread``.
 
 Large fits in several threads at once still share the process's BLAS threads;
 for those, :func:`skmlp.parallel_config` (or ``threadpoolctl.threadpool_limits``
@@ -35,7 +27,6 @@ around the search) sets the number per fit. docs/scaling.md has the numbers.
 """
 
 import contextlib
-import sys
 import threading
 
 from threadpoolctl import ThreadpoolController
@@ -107,33 +98,3 @@ def blas_threads_for(rows, layer_units):
         return contextlib.nullcontext()
     return _single_thread_blas()
 
-
-# Seconds: the interpreter's switch interval while several fits run at once.
-CONCURRENT_SWITCH_INTERVAL = 1e-4
-
-_fits = 0
-_saved_interval = None
-_our_interval = None  # as sys.getswitchinterval() reports it (in whole microseconds)
-
-
-@contextlib.contextmanager
-def concurrent_fit():
-    """Count a running fit; lower the GIL switch interval from the moment two run
-    at once until none is left."""
-    global _fits, _saved_interval, _our_interval
-    with _lock:
-        _fits += 1
-        if (_fits == 2 and _saved_interval is None
-                and sys.getswitchinterval() > CONCURRENT_SWITCH_INTERVAL):
-            _saved_interval = sys.getswitchinterval()
-            sys.setswitchinterval(CONCURRENT_SWITCH_INTERVAL)
-            _our_interval = sys.getswitchinterval()
-    try:
-        yield
-    finally:
-        with _lock:
-            _fits -= 1
-            if _fits == 0 and _saved_interval is not None:
-                if sys.getswitchinterval() == _our_interval:
-                    sys.setswitchinterval(_saved_interval)
-                _saved_interval = None

@@ -19,7 +19,6 @@ from threadpoolctl import threadpool_info, threadpool_limits
 import skmlp
 import skmlp._multilayer_perceptron as mlp_module
 from skmlp import MLPClassifier, parallel_config
-from skmlp import _threads
 from skmlp._threads import SINGLE_THREAD_WORK
 
 
@@ -69,39 +68,6 @@ def test_small_fits_in_worker_threads_use_one_blas_thread(digits600, blas_seen):
         assert _blas_threads() == [2] * len(_blas_threads())
     assert len(blas_seen) == 9
     assert all(set(counts) == {1} for counts in blas_seen), blas_seen
-
-
-def test_concurrent_fits_lower_the_switch_interval_then_restore_it(digits600, monkeypatch):
-    X, y = digits600
-    seen = []
-    kernel = mlp_module._mlp_fast._train_epoch
-    both_in = threading.Barrier(2)
-
-    def recording(*args):
-        seen.append(sys.getswitchinterval())
-        return kernel(*args)
-
-    class Meeting(MLPClassifier):
-        def _fit_stochastic(self, *args, **kwargs):
-            both_in.wait(timeout=60)  # the two fits overlap from here on
-            return super()._fit_stochastic(*args, **kwargs)
-
-    monkeypatch.setattr(mlp_module._mlp_fast, "_train_epoch", recording)
-    before = sys.getswitchinterval()
-    assert before > _threads.CONCURRENT_SWITCH_INTERVAL
-    threads = [threading.Thread(target=_fit, args=(Meeting(max_iter=3, random_state=s), X, y))
-               for s in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(seen) == 6, seen
-    assert seen == pytest.approx([_threads.CONCURRENT_SWITCH_INTERVAL] * 6, rel=1e-6)
-    assert sys.getswitchinterval() == before
-    # a fit alone leaves the interval alone
-    seen.clear()
-    _fit(MLPClassifier(max_iter=2, random_state=0), X, y)
-    assert seen == [before, before]
 
 
 def test_large_fit_in_worker_thread_keeps_blas_threads(blas_seen):
