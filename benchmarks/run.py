@@ -1458,7 +1458,8 @@ def write_scaling_markdown(path, report):
         "of every variant, alternating. Produced by "
         f"`python benchmarks/run.py --cases scaling"
         f"{' --threads %d' % report['args']['threads'] if report['args']['threads'] else ''}"
-        f" --repeats {report['args']['repeats']}`; raw numbers in `scaling.json`.", "",
+        f" --repeats {report['args']['repeats']} --dtypes {report['args']['dtypes']}`; "
+        "raw numbers in `scaling.json`.", "",
         f"* skmlp {env['versions']['skmlp']} (`{env['skmlp_file']}`, commit "
         f"{str(env['git_commit'])[:10]}{' + local changes' if env['git_dirty'] else ''}), "
         f"scikit-learn {env['versions']['scikit-learn']}, joblib "
@@ -1476,9 +1477,11 @@ def write_scaling_markdown(path, report):
         "`n_jobs=1`; `n_jobs=2` under `joblib.parallel_config(backend='threading')` and "
         "`'loky'` (joblib's default); and the search left at `n_jobs=None` inside "
         "`skmlp.parallel_config(n_jobs=2)` (threading, BLAS threads per fit = cores // 2).",
-        "", "Regenerate: `python setup.py build_ext --inplace` then `python benchmarks/run.py "
-        "--cases scaling --threads 1 --repeats 7` (a few minutes; it writes only "
-        "`scaling.json` and `scaling.md` in `--output`, default `benchmarks/results/`).", ""]
+        "", "Regenerate: `python setup.py build_ext --inplace` then the command above "
+        "(a few minutes; it writes only `scaling.json` and `scaling.md` in `--output`, "
+        "default `benchmarks/results/`; `--render benchmarks/results/scaling.json` "
+        "rewrites this page from the JSON). On a shared machine, more repeats give more "
+        "quiet ones.", ""]
     with open(path + ".tmp", "w") as f:
         f.write("\n".join(lines))
     os.replace(path + ".tmp", path)
