@@ -116,11 +116,18 @@ def test_torch_initial_weights_match_sklearn():
 def test_scaling_only_run(tmp_path):
     # --cases scaling: only case 6's n_jobs measurement, into scaling.json/.md
     # (so that it never overwrites a full run's latest.*).
+    # The skmlp this session tests (it has skmlp.parallel_config), first on the path.
+    import skmlp
+
+    env = dict(os.environ)
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(skmlp.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([parent] + env.get("PYTHONPATH", "").split(os.pathsep))
     cmd = [sys.executable, RUN, "--quick", "--cases", "scaling", "--dtypes", "float64",
            "--repeats", "2", "--threads", "1", "--skmlp", "installed",
            "--output", str(tmp_path)]
     proc = subprocess.run(cmd, cwd=str(tmp_path), capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env=env)
+    assert f"skmlp from {skmlp.__file__}" in proc.stderr + proc.stdout
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(os.listdir(tmp_path)) == ["scaling.json", "scaling.md"]
     with open(tmp_path / "scaling.json") as f:
