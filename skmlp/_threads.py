@@ -15,8 +15,11 @@ fit B saves 1, A restores 2, B restores 1 and leaves the process at one
 thread. An earlier version therefore limited only fits in the main thread;
 then small fits in joblib's threading backend ran with every BLAS thread each,
 2 fits x 2 OpenBLAS threads on 2 cores, and GridSearchCV(n_jobs=2) under the
-threading backend was slower than n_jobs=1: 0.74x in one measurement here,
-BLAS at its default of 2 threads, the machine partly loaded. tests/test_threads.py and tests/test_parallel.py
+threading backend was slower than n_jobs=1. Measured on benchmark case 6
+with BLAS at its default of 2 threads, the old rule patched back in, runs
+alternating: n_jobs=1 1.27 s; n_jobs=2 threading 1.95 s with the old rule
+(38.5 s once while another process held one of the two cores), 0.77 s with
+this one. tests/test_threads.py and tests/test_parallel.py
 cover both.) threadpoolctl >= 3.8 adds a rule of its own for OpenBLAS's
 process-wide pool: only one "controlling" thread may change it, see
 ``_as_any_thread``.
