@@ -68,6 +68,7 @@ def client():
         host="127.0.0.1", dashboard_address=None, silence_logs=40,
     )
     client = distributed.Client(cluster, timeout="60s")
+    pids = {}
     try:
         client.wait_for_workers(_N_WORKERS, timeout=60)
         pids = client.run(os.getpid)
