@@ -76,7 +76,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description="Benchmark skmlp against scikit-learn and PyTorch.")
     p.add_argument("--cases", default="1,2,3,4,5,6,7,8",
-                   help="comma-separated case numbers (default: all, 1-8)")
+                   help="comma-separated case numbers (default: all, 1-8), or 'scaling': "
+                        "only the n_jobs scaling measurement of case 6, written to "
+                        "<output>/scaling.json and scaling.md")
     p.add_argument("--dtypes", default="float32,float64",
                    help="comma-separated dtypes (default: float32,float64)")
     p.add_argument("--repeats", type=int, default=None,
@@ -108,6 +110,11 @@ def parse_args(argv=None):
                         "latest.json into --output, without running anything")
     p.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    args.scaling_only = args.cases.strip() == "scaling"
+    if args.scaling_only:
+        args.cases = "6"
+        if args.no_scaling:
+            p.error("--cases scaling and --no-scaling contradict each other")
     try:
         args.case_ids = sorted({int(c) for c in args.cases.split(",") if c.strip()})
     except ValueError:
@@ -621,9 +628,13 @@ def run_once(spec, contender, prepared=None, variant=None):
         return (time.perf_counter() - t0) / spec.inner, model
     if spec.kind == "gridsearch":
         n_jobs, backend = (1, None) if variant is None else variant
-        gs = make_gridsearch(spec, contender, n_jobs)
-        ctx = (contextlib.nullcontext() if backend is None else
-               __import__("joblib").parallel_config(backend=backend))
+        if backend == "skmlp":  # the search's n_jobs=None: taken from the context
+            gs = make_gridsearch(spec, contender, None)
+            ctx = skmlp.parallel_config(n_jobs=n_jobs)
+        else:
+            gs = make_gridsearch(spec, contender, n_jobs)
+            ctx = (contextlib.nullcontext() if backend is None else
+                   __import__("joblib").parallel_config(backend=backend))
         with ctx:
             t0 = time.perf_counter()
             gs.fit(spec.X, spec.y)
@@ -944,7 +955,8 @@ def environment(args, torch_threads, with_torch):
         "versions": {"numpy": np.__version__, "scipy": scipy.__version__,
                      "scikit-learn": sklearn.__version__,
                      "skmlp": getattr(skmlp, "__version__", "?"),
-                     "threadpoolctl": threadpoolctl.__version__},
+                     "threadpoolctl": threadpoolctl.__version__,
+                     "joblib": __import__("joblib").__version__},
         "skmlp_source": os.environ.get("SKMLP_BENCH_SOURCE"),
         "skmlp_file": skmlp.__file__,
         "git_commit": _git("rev-parse", "HEAD"),
@@ -1135,34 +1147,118 @@ def run_case(spec, args, with_torch, blas_threads):
     return row
 
 
+def _cpu_jiffies():
+    """(busy jiffies of the whole machine, jiffies of this process and its children).
+
+    Children (loky's workers) are found through /proc by parent pid, alive or
+    not yet reaped. Linux only; (None, None) elsewhere.
+    """
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        busy = sum(fields) - fields[3] - fields[4]  # minus idle and iowait
+        me = os.getpid()
+        own = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    st = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(pid) == me or int(st[1]) == me:  # st[1]: ppid
+                own += int(st[11]) + int(st[12])  # utime + stime
+        return busy, own
+    except (OSError, ValueError, IndexError):
+        return None, None
+
+
+def _others_cores(before, after, wall):
+    """CPU cores used by other processes between two _cpu_jiffies() readings."""
+    if before[0] is None or after[0] is None or wall <= 0:
+        return None
+    tck = os.sysconf("SC_CLK_TCK")
+    return max(0.0, ((after[0] - before[0]) - (after[1] - before[1])) / tck / wall)
+
+
+QUIET_OTHERS = 0.15  # cores used by other processes: below this a run counts as quiet
+
+SCALING_VARIANTS = (
+    # name, (n_jobs, joblib backend or "skmlp" for skmlp.parallel_config)
+    ("n_jobs=1", (1, None)),
+    ("n_jobs=2 threading", (2, "threading")),
+    ("n_jobs=2 loky", (2, "loky")),
+    ("n_jobs=2 skmlp.parallel_config", (2, "skmlp")),
+)
+
+
 def run_scaling(spec, args):
-    """Case 6 for skmlp: n_jobs=1 against n_jobs=2 (threading, and loky)."""
-    variants = [("n_jobs=1", (1, None)), ("n_jobs=2 threading", (2, "threading")),
-                ("n_jobs=2 loky", (2, "loky"))]
+    """Case 6 for skmlp: n_jobs=1 against n_jobs=2 (threading, loky, skmlp.parallel_config).
+
+    The same GridSearchCV (8 candidates x 5 folds, refit=True) each time; the
+    variants alternate within every repeat, so that a burst of load from other
+    processes hits all of them alike. Reported per variant: wall time (median
+    and min), this process's CPU time (loky workers' CPU is not in it), and
+    the search's own ``refit_time_`` (the final refit on all rows, which runs
+    alone, after the parallel part: it is included in the wall time).
+    """
+    variants = list(SCALING_VARIANTS)
     log(f"== scaling: case 6 {spec.X.dtype.name}, skmlp, "
-        + ", ".join(v for v, _ in variants))
+        + ", ".join(v for v, _ in variants) + f"; {args.repeats} repeats")
+    probes = [contention_probe(threads=2)]
     w = warmup_spec(spec)
     for _, v in variants:
         run_once(w, "skmlp", None, v)
     times = {name: [] for name, _ in variants}
+    cpu = {name: [] for name, _ in variants}
+    refit = {name: [] for name, _ in variants}
+    others = {name: [] for name, _ in variants}
     scores = {}
+    loads = []
     for r in range(args.repeats):
         for name, v in variants:
             gc.collect()
+            c0 = time.process_time()
+            j0 = _cpu_jiffies()
             dt, gs = run_once(spec, "skmlp", None, v)
+            others[name].append(_others_cores(j0, _cpu_jiffies(), dt))
+            cpu[name].append(time.process_time() - c0)
             times[name].append(dt)
+            refit[name].append(float(gs.refit_time_))
             scores.setdefault(name, float(gs.best_score_))
-        log("   repeat %d: %s" % (r + 1, "  ".join(f"{n} {times[n][-1]:.3f}s"
-                                                   for n, _ in variants)))
-    res = {name: dict(_summary(times[name]), score=scores[name]) for name, _ in variants}
-    base = res["n_jobs=1"]["median"]
+        loads.append(os.getloadavg()[0])
+        log("   repeat %d (load %.2f): %s" % (r + 1, loads[-1], "  ".join(
+            f"{n} {times[n][-1]:.3f}s (others {_f(others[n][-1], '{:.2f}')})"
+            for n, _ in variants)))
+    probes.append(contention_probe(threads=2))
+    res = {name: dict(_summary(times[name]), score=scores[name], cpu_s=cpu[name],
+                      refit_s=refit[name], others_cores=others[name])
+           for name, _ in variants}
+    base = res["n_jobs=1"]
     for name in res:
-        res[name]["speedup_vs_n_jobs_1"] = base / res[name]["median"]
+        res[name]["speedup_vs_n_jobs_1"] = base["median"] / res[name]["median"]
+        res[name]["speedup_of_mins"] = base["min"] / res[name]["min"]
+        res[name]["speedup_per_repeat"] = [a / b for a, b in zip(base["times"],
+                                                                 res[name]["times"])]
+        # Repeats in which other processes used less than QUIET_OTHERS cores
+        # during both this variant's run and n_jobs=1's run of the same repeat.
+        quiet = [i for i, (a, b) in enumerate(zip(base["others_cores"],
+                                                  res[name]["others_cores"]))
+                 if a is not None and b is not None and max(a, b) < QUIET_OTHERS]
+        res[name]["quiet_repeats"] = quiet
+        res[name]["speedup_quiet"] = (
+            float(np.median([base["times"][i] for i in quiet]))
+            / float(np.median([res[name]["times"][i] for i in quiet]))
+            if quiet else None)
     blas_after = _scipy_blas_entry(threadpoolctl.threadpool_info()).get("num_threads")
     return {"case": 6, "dtype": spec.X.dtype.name, "variants": res,
-            "scipy_blas_threads_after": blas_after,
-            "notes": "skmlp only; joblib.parallel_config(backend=...) around "
-                     "GridSearchCV(n_jobs=2); loky workers started by the warm-up"}
+            "scipy_blas_threads_after": blas_after, "loadavg_per_repeat": loads,
+            "contention_probes": probes, "case_notes": list(spec.notes),
+            "notes": "skmlp only; GridSearchCV(n_jobs=...) inside joblib.parallel_config"
+                     "(backend=...), or inside skmlp.parallel_config(n_jobs=2) with the "
+                     "search's n_jobs left at None; loky workers started by the warm-up; "
+                     "refit=True (the refit's time is part of every total)"}
 
 
 # ---------------------------------------------------------------------------
@@ -1301,19 +1397,7 @@ def write_markdown(path, report):
                 + f" | {_f(row['ratio_bound'].get('sklearn'), '{:.2f}')} | "
                 f"{_f(row['ratio_bound'].get('torch'), '{:.2f}')} |")
     if report.get("scaling"):
-        lines += ["", "## Scaling (case 6, skmlp only)", "",
-                  "| dtype | n_jobs=1 s | n_jobs=2 threading s | n_jobs=2 loky s | "
-                  "speed-up threading | speed-up loky | SciPy BLAS threads after "
-                  f"(run: {report['environment']['threads']['run']}) |",
-                  "|---|---|---|---|---|---|---|"]
-        for s in report["scaling"]:
-            v = s["variants"]
-            lines.append(
-                f"| {s['dtype']} | {_time_cell(v['n_jobs=1'])} | "
-                f"{_time_cell(v['n_jobs=2 threading'])} | {_time_cell(v['n_jobs=2 loky'])} | "
-                f"{v['n_jobs=2 threading']['speedup_vs_n_jobs_1']:.2f} | "
-                f"{v['n_jobs=2 loky']['speedup_vs_n_jobs_1']:.2f} | "
-                f"{s['scipy_blas_threads_after']} |")
+        lines += ["", "## Scaling (case 6, skmlp only)", ""] + scaling_table(report)
     lines += ["", "## Cases", ""]
     seen = set()
     for row in report["cases"]:
@@ -1326,6 +1410,81 @@ def write_markdown(path, report):
                      f"Parameters: {params}. {notes + '. ' if notes else ''}"
                      f"PyTorch: {row['torch']}.")
     lines.append("")
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join(lines))
+    os.replace(path + ".tmp", path)
+
+
+def scaling_table(report):
+    """Markdown rows of the scaling measurement(s) of a report."""
+    names = [n for n, _ in SCALING_VARIANTS]
+    lines = ["Wall time of the whole GridSearchCV (8 candidates x 5 folds + refit), "
+             "median (min) s; speed-up = median n_jobs=1 / median variant "
+             "(in brackets: the median of the per-repeat ratios).", "",
+             "| dtype | " + " | ".join(f"{n} s" for n in names) + " | "
+             + " | ".join(f"speed-up {n.split(' ', 1)[1]}" for n in names[1:])
+             + " | refit s | load (1 min) | SciPy BLAS threads after |",
+             "|" + "---|" * (2 * len(names) + 3)]
+    quiet_lines = ["", "The same, over the quiet repeats only: those in which other "
+                   f"processes used less than {QUIET_OTHERS} of a core (machine-wide CPU "
+                   "time from /proc/stat minus this process's and its children's) during "
+                   "both the n_jobs=1 run and the variant's run.", "",
+                   "| dtype | " + " | ".join(f"speed-up {n.split(' ', 1)[1]} (quiet repeats)"
+                                            for n in names[1:]) + " |",
+                   "|" + "---|" * len(names)]
+    for s in report["scaling"]:
+        v = s["variants"]
+        if any(n not in v for n in names):  # an older report's variants
+            continue
+        loads = s.get("loadavg_per_repeat") or [float("nan")]
+        lines.append(
+            f"| {s['dtype']} | " + " | ".join(_time_cell(v[n]) for n in names) + " | "
+            + " | ".join(f"**{v[n]['speedup_vs_n_jobs_1']:.2f}** "
+                         f"({np.median(v[n]['speedup_per_repeat']):.2f})" for n in names[1:])
+            + f" | {np.median(v['n_jobs=1']['refit_s']):.3f} | "
+            f"{min(loads):.1f}-{max(loads):.1f} | {s['scipy_blas_threads_after']} |")
+        quiet_lines.append(f"| {s['dtype']} | " + " | ".join(
+            (f"{v[n]['speedup_quiet']:.2f} ({len(v[n]['quiet_repeats'])} of "
+             f"{len(v[n]['times'])})" if v[n].get("speedup_quiet") else
+             f"– (0 of {len(v[n]['times'])})") for n in names[1:]) + " |")
+    return lines + quiet_lines
+
+
+def write_scaling_markdown(path, report):
+    env = report["environment"]
+    sb = env["blas"]["scipy_blas_used_by_skmlp"]
+    probes = [p for s in report["scaling"] for p in s["contention_probes"]]
+    lines = [
+        "# skmlp: parallel model selection on one machine", "",
+        f"Run {env['date_utc']} on {env['cpu_model']} ({env['cpu_count']} CPUs), "
+        f"{report['duration_s'] / 60:.1f} min, {report['args']['repeats']} repeats "
+        "of every variant, alternating. Produced by "
+        f"`python benchmarks/run.py --cases scaling"
+        f"{' --threads %d' % report['args']['threads'] if report['args']['threads'] else ''}"
+        f" --repeats {report['args']['repeats']} --dtypes {report['args']['dtypes']}`; "
+        "raw numbers in `scaling.json`.", "",
+        f"* skmlp {env['versions']['skmlp']} (`{env['skmlp_file']}`, commit "
+        f"{str(env['git_commit'])[:10]}{' + local changes' if env['git_dirty'] else ''}), "
+        f"scikit-learn {env['versions']['scikit-learn']}, joblib "
+        f"{env['versions'].get('joblib', '?')}, threadpoolctl {env['versions']['threadpoolctl']}",
+        f"* SciPy's BLAS (skmlp's kernels): {sb['internal_api']} {sb['version']}, "
+        f"{env['threads']['run']} thread(s) in this run (`--threads` "
+        f"{env['threads']['--threads']}; BLAS default {env['threads']['blas_default']})",
+        f"* load average (1, 5, 15 min) at start {tuple(round(x, 2) for x in env['loadavg_start'])}, "
+        f"at end {tuple(round(x, 2) for x in env['loadavg_end'])}; contention probes "
+        f"(2-thread sgemm slower than 1-thread: another process holds a core): "
+        f"{sum(p['contended'] for p in probes)} of {len(probes)}", "",
+    ] + (["**QUICK smoke configuration: not the benchmark.**", ""]
+         if report["args"]["quick"] else []) + scaling_table(report) + ["",
+        "Case 6: " + "; ".join(report["scaling"][0]["case_notes"]) + ". Variants: "
+        "`n_jobs=1`; `n_jobs=2` under `joblib.parallel_config(backend='threading')` and "
+        "`'loky'` (joblib's default); and the search left at `n_jobs=None` inside "
+        "`skmlp.parallel_config(n_jobs=2)` (threading, BLAS threads per fit = cores // 2).",
+        "", "Regenerate: `python setup.py build_ext --inplace` then the command above "
+        "(a few minutes; it writes only `scaling.json` and `scaling.md` in `--output`, "
+        "default `benchmarks/results/`; `--render benchmarks/results/scaling.json` "
+        "rewrites this page from the JSON). On a shared machine, more repeats give more "
+        "quiet ones.", ""]
     with open(path + ".tmp", "w") as f:
         f.write("\n".join(lines))
     os.replace(path + ".tmp", path)
@@ -1371,7 +1530,8 @@ def contention_probe(dtype=np.float32, threads=2):
 
 def main(args):
     t_start = time.perf_counter()
-    with_torch = not args.no_torch and get_torch() is not None
+    # (the scaling measurement is skmlp alone: no PyTorch import)
+    with_torch = not args.no_torch and not args.scaling_only and get_torch() is not None
     info = threadpoolctl.threadpool_info()
     blas_default = int(_scipy_blas_entry(info).get("num_threads", 1))
     threads = args.threads or blas_default
@@ -1391,6 +1551,19 @@ def main(args):
         for d in args.dtype_names}
     probe_threads = max(threads, blas_default, 2)
     report["contention_probes"] = [contention_probe(threads=probe_threads)]
+    if args.scaling_only:
+        for d in args.dtype_names:
+            report["scaling"].append(run_scaling(build_case(6, d, args.quick, args.data_dir),
+                                                 args))
+            report["scaling"][-1]["blas_threads_leak"] = restore_threads(threads)
+        env["loadavg_end"] = os.getloadavg()
+        report["duration_s"] = time.perf_counter() - t_start
+        os.makedirs(args.output, exist_ok=True)
+        write_json(os.path.join(args.output, "scaling.json"), report)
+        write_scaling_markdown(os.path.join(args.output, "scaling.md"), report)
+        log(f"wrote {args.output}/scaling.json and scaling.md in "
+            f"{report['duration_s']:.0f} s")
+        return report
     for cid in args.case_ids:
         for d in args.dtype_names:
             spec = build_case(cid, d, args.quick, args.data_dir)
@@ -1417,9 +1590,14 @@ def main(args):
 def render(args):
     with open(args.render) as f:
         report = json.load(f)
+    os.makedirs(args.output, exist_ok=True)
+    if report["args"].get("scaling_only"):
+        write_json(os.path.join(args.output, "scaling.json"), report)
+        write_scaling_markdown(os.path.join(args.output, "scaling.md"), report)
+        log(f"re-rendered {args.render} into {args.output}")
+        return
     for row in report["cases"]:
         row["targets"] = check_targets(row)
-    os.makedirs(args.output, exist_ok=True)
     write_json(os.path.join(args.output, "latest.json"), report)
     write_markdown(os.path.join(args.output, "latest.md"), report)
     log(f"re-rendered {args.render} into {args.output}")

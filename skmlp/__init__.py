@@ -1,6 +1,7 @@
 """skmlp: scikit-learn's multilayer perceptrons, trained by compiled kernels over BLAS."""
 
 from ._multilayer_perceptron import MLPClassifier, MLPRegressor
+from ._parallel import parallel_config
 from ._persistence import InconsistentVersionWarning, PickleFormatError
 
 __version__ = "0.1.0"
@@ -11,6 +12,7 @@ __all__ = [
     "MLPRegressor",
     "PickleFormatError",
     "__version__",
+    "parallel_config",
 ]
 
 _SUBMODULES = ("datasets", "plotting")

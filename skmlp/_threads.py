@@ -5,21 +5,39 @@ small network (a mini-batch of a few hundred rows times a few thousand weights)
 the hand-off costs more than the product, and on a loaded machine it can cost
 ten times the whole fit. Below a work threshold the kernels therefore run with
 one BLAS thread; above it BLAS keeps the thread count it was given (by the
-user, threadpoolctl or the environment).
+user, threadpoolctl, :func:`skmlp.parallel_config` or the environment).
 
-BLAS thread counts are process-wide, and changing them while another thread
-is inside BLAS is not reliable (seen here: concurrent fits left OpenBLAS at one
-thread for the rest of the process). So the limit is only set by fits running
-in the main thread, and is counted (the first user sets it, the last restores
-what was there). Fits in worker threads (joblib's threading backend) leave the
-thread count to the caller: ``threadpoolctl.threadpool_limits`` around the
-parallel call, as docs/scaling will show.
+BLAS thread counts are process-wide, so the limit is shared by every fit of
+the process, in whatever thread it runs, and counted: the first small fit to
+start sets one thread, the last one to end restores what it found. (An
+uncounted limit per fit is wrong under concurrency: fit A saves 2 and sets 1,
+fit B saves 1, A restores 2, B restores 1 and leaves the process at one
+thread. An earlier version therefore limited only fits in the main thread;
+then small fits in joblib's threading backend ran with every BLAS thread each,
+2 fits x 2 OpenBLAS threads on 2 cores, and GridSearchCV(n_jobs=2) under the
+threading backend was slower than n_jobs=1. Measured on benchmark case 6
+with BLAS at its default of 2 threads, the old rule patched back in, runs
+alternating: n_jobs=1 1.27 s; n_jobs=2 threading 1.95 s with the old rule
+(38.5 s once while another process held one of the two cores), 0.77 s with
+this one. tests/test_threads.py and tests/test_parallel.py
+cover both.) threadpoolctl >= 3.8 adds a rule of its own for OpenBLAS's
+process-wide pool: only one "controlling" thread may change it, see
+``_as_any_thread``.
+
+Large fits in several threads at once still share the process's BLAS threads;
+for those, :func:`skmlp.parallel_config` (or ``threadpoolctl.threadpool_limits``
+around the search) sets the number per fit. docs/scaling.md has the numbers.
 """
 
 import contextlib
 import threading
 
 from threadpoolctl import ThreadpoolController
+
+try:  # threadpoolctl >= 3.6 (documented in its README; not in __all__)
+    from threadpoolctl import OpenBLASController as _OpenBLASController
+except ImportError:  # pragma: no cover
+    _OpenBLASController = None
 
 # Multiply-adds of one mini-batch through all layers below which one thread
 # is faster than two on the machines we measured (see benchmarks/).
@@ -38,12 +56,33 @@ def _get_controller():
     return _controller
 
 
+def _as_any_thread(change):
+    """Run a change of OpenBLAS's thread count from whichever thread we are in.
+
+    threadpoolctl lets only one thread change a process-wide OpenBLAS pool,
+    the first to try (its "controlling thread"); calls from other threads are
+    silently ignored, and a ``limit()`` outside a ``with`` block keeps that
+    control forever. Without this, the first fit in the main thread took
+    control and every later fit in a worker thread silently kept all BLAS
+    threads. So control is taken for the change and released right after.
+    """
+    clear = getattr(_OpenBLASController, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+    try:
+        return change()
+    finally:
+        if clear is not None:
+            clear()
+
+
 @contextlib.contextmanager
 def _single_thread_blas():
     global _users, _limiter
     with _lock:
         if _users == 0:
-            _limiter = _get_controller().limit(limits=1, user_api="blas")
+            _limiter = _as_any_thread(
+                lambda: _get_controller().limit(limits=1, user_api="blas"))
         _users += 1
     try:
         yield
@@ -51,13 +90,14 @@ def _single_thread_blas():
         with _lock:
             _users -= 1
             if _users == 0:
-                _limiter.restore_original_limits()
+                _as_any_thread(_limiter.restore_original_limits)
                 _limiter = None
 
 
 def blas_threads_for(rows, layer_units):
     """Context manager limiting BLAS to one thread when the per-batch work is small."""
     work = rows * sum(a * b for a, b in zip(layer_units[:-1], layer_units[1:]))
-    if work >= SINGLE_THREAD_WORK or threading.current_thread() is not threading.main_thread():
+    if work >= SINGLE_THREAD_WORK:
         return contextlib.nullcontext()
     return _single_thread_blas()
+

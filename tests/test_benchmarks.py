@@ -113,6 +113,46 @@ def test_torch_initial_weights_match_sklearn():
         np.testing.assert_array_equal(b, intercept)
 
 
+def test_scaling_only_run(tmp_path):
+    # --cases scaling: only case 6's n_jobs measurement, into scaling.json/.md
+    # (so that it never overwrites a full run's latest.*).
+    # The skmlp this session tests (it has skmlp.parallel_config), first on the path.
+    import skmlp
+
+    env = dict(os.environ)
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(skmlp.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([parent] + env.get("PYTHONPATH", "").split(os.pathsep))
+    cmd = [sys.executable, RUN, "--quick", "--cases", "scaling", "--dtypes", "float64",
+           "--repeats", "2", "--threads", "1", "--skmlp", "installed",
+           "--output", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=str(tmp_path), capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert f"skmlp from {skmlp.__file__}" in proc.stderr + proc.stdout
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(os.listdir(tmp_path)) == ["scaling.json", "scaling.md"]
+    with open(tmp_path / "scaling.json") as f:
+        report = json.load(f)
+    assert report["cases"] == [] and report["args"]["scaling_only"] is True
+    (s,) = report["scaling"]
+    assert s["case"] == 6 and s["dtype"] == "float64"
+    names = ["n_jobs=1", "n_jobs=2 threading", "n_jobs=2 loky",
+             "n_jobs=2 skmlp.parallel_config"]
+    assert sorted(s["variants"]) == sorted(names)
+    for name in names:
+        v = s["variants"][name]
+        assert len(v["times"]) == len(v["cpu_s"]) == len(v["refit_s"]) == 2
+        assert len(v["others_cores"]) == 2 and len(v["speedup_per_repeat"]) == 2
+        assert v["speedup_vs_n_jobs_1"] == pytest.approx(
+            s["variants"]["n_jobs=1"]["median"] / v["median"])
+        assert 0.0 <= v["score"] <= 1.0
+    # the same search whatever the backend: the same best score
+    assert len({s["variants"][n]["score"] for n in names}) == 1
+    with open(tmp_path / "scaling.md") as f:
+        markdown = f.read()
+    assert "| dtype | n_jobs=1 s | n_jobs=2 threading s |" in markdown
+    assert "quiet repeats" in markdown and "QUICK" in markdown
+
+
 # ---------------------------------------------------------------------------
 # benchmarks/perf_profile.py: parsing and grouping of a perf report (the
 # profiling itself needs the perf command and runs on demand only)
