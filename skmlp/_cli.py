@@ -705,14 +705,17 @@ def run_train(args, parser, out):
     fit_kwargs = {"classes": classes} if classification else {}
     previous = None
     total = 0.0
+    interrupted = False
+    epochs_run = 0
     with _blas_limit(args.threads):
         for epoch in range(1, args.epochs + 1):
             start = time.perf_counter()
             if progress:
                 with _EpochProgress(sys.stderr, epoch, previous):
-                    est.partial_fit(X_train, y_train, **fit_kwargs)
+                    interrupted = _partial_fit(est, X_train, y_train, fit_kwargs)
             else:
-                est.partial_fit(X_train, y_train, **fit_kwargs)
+                interrupted = _partial_fit(est, X_train, y_train, fit_kwargs)
+            epochs_run = epoch
             seconds = previous = time.perf_counter() - start
             total += seconds
             row = [epoch, est.loss_, est.score(X_train, y_train)]
@@ -730,11 +733,16 @@ def run_train(args, parser, out):
                 f"{v:>{w}.4f}" for v, w in zip(row[1:-1], widths[1:-1])
             ] + [f"{row[-1]:>{widths[-1]}.3f}"]
             print("  ".join(cells), file=out, flush=True)
+            if interrupted:
+                print(f"interrupted: training stopped after epoch {epoch} "
+                      "(Ctrl-C); the model is complete up to it", file=out,
+                      flush=True)
+                break
 
     final = ", ".join(
         f"{p} {metric} {history[f'{p}_score'][-1]:.4f}" for p, _, _ in heldout
     )
-    print(f"done: {args.epochs} epochs in {total:.1f} s of training"
+    print(f"done: {epochs_run} epochs in {total:.1f} s of training"
           + (f"; {final}" if final else ""), file=out)
 
     if args.plot is not None:
@@ -752,6 +760,29 @@ def run_train(args, parser, out):
         joblib.dump(model, args.save)
         print(f"model saved: {args.save}", file=out)
     return 0
+
+
+_INTERRUPTED = "Training interrupted by user."
+
+
+def _partial_fit(est, X, y, fit_kwargs):
+    """One epoch of ``est.partial_fit``; True if Ctrl-C interrupted it.
+
+    A SIGINT during an epoch is held until the epoch is complete, then
+    partial_fit (like scikit-learn's) stops and reports it as a warning instead
+    of raising. The command line stops training there, keeping the epoch, and
+    goes on to its summary, plot and saved model. Other warnings pass on.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.partial_fit(X, y, **fit_kwargs)
+    interrupted = False
+    for w in caught:
+        if str(w.message) == _INTERRUPTED:
+            interrupted = True
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return interrupted
 
 
 def _write_plot(history, path, estimator_name, data_name, score_name):

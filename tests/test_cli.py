@@ -500,3 +500,44 @@ def test_help(capsys):
         assert option in out
     assert "--folds" in _help(["cv", "--help"], capsys)
     assert "--output" in _help(["predict", "--help"], capsys)
+
+
+def test_ctrl_c_stops_training_after_the_epoch_and_keeps_the_model(tmp_path, digits,
+                                                                     monkeypatch):
+    """Ctrl-C during an epoch: that epoch completes, is reported, and training
+    stops there; the summary, and the saved model, cover the epochs run."""
+    import signal
+
+    from skmlp import _mlp_fast
+
+    kernel = _mlp_fast._train_epoch
+    calls = []
+
+    def interrupted_second_epoch(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives while the epoch runs
+        return kernel(*args)
+
+    monkeypatch.setattr(_mlp_fast, "_train_epoch", interrupted_second_epoch)
+    path = tmp_path / "model.joblib"
+    status, text = _main(["digits", "--epochs", 5, "--hidden", 16, "--seed", 5,
+                          "--save", path])
+    assert status == 0, text
+    assert len(calls) == 2
+    _, rows = _table(text)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert "interrupted: training stopped after epoch 2" in text
+    assert "done: 2 epochs" in text
+    # the saved model is that of two complete epochs
+    saved = joblib.load(path)
+    X, y = digits
+    X_train, _, y_train, _ = train_test_split(X, y, test_size=0.25, stratify=y,
+                                              random_state=5)
+    replica = MLPClassifier(hidden_layer_sizes=(16,), solver="sgd", momentum=0.0,
+                            learning_rate_init=0.1, batch_size=256,
+                            random_state=np.random.RandomState(5))
+    for _ in range(2):
+        replica.partial_fit(X_train, y_train, classes=np.arange(10))
+    for a, b in zip(saved.coefs_ + saved.intercepts_, replica.coefs_ + replica.intercepts_):
+        np.testing.assert_array_equal(a, b)
