@@ -128,8 +128,8 @@ def profile_run(bench, spec, contender, frequency):
     if perf is None:
         sys.exit("perf not found (Debian: apt-get install linux-perf)")
     prepared = bench.prepare(spec, contender)
-    bench.run_once(bench.warmup_spec(spec), contender,
-                   bench.prepare(bench.warmup_spec(spec), contender))
+    warmup = bench.warmup_spec(spec)
+    bench.run_once(warmup, contender, bench.prepare(warmup, contender))
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "perf.data")
         rec = subprocess.Popen(

@@ -230,20 +230,32 @@ def outcome(func):
 """
 
 
+def child_env(**extra):
+    """The environment for a child process that must import the skmlp under
+    test (installed, or the build this session imports), never a source folder
+    in its working directory: that package's parent folder first on PYTHONPATH."""
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(skmlp.__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [parent] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env.update(extra)
+    return env
+
+
+def run_python(code, *args, timeout=300):
+    """``python -c code args...`` in a fresh interpreter (``child_env()``, an
+    empty temporary working directory); the CompletedProcess, output as text."""
+    with tempfile.TemporaryDirectory() as cwd:
+        return subprocess.run([sys.executable, "-c", code, *map(str, args)],
+                              capture_output=True, text=True, timeout=timeout,
+                              cwd=cwd, env=child_env())
+
+
 def run_child(body):
     """Run ``CHILD_PRELUDE + body`` in a child interpreter; the JSON its last
     stdout line holds. A crash of the kernels (a segmentation fault) fails the
     calling test (a negative return code) instead of killing the test session."""
-    # The child must import the skmlp under test (installed, or the build this
-    # session imports), never the source folder of the current directory.
-    parent = os.path.dirname(os.path.dirname(os.path.abspath(skmlp.__file__)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([parent] + env.get("PYTHONPATH", "").split(os.pathsep))
-    with tempfile.TemporaryDirectory() as cwd:
-        proc = subprocess.run(
-            [sys.executable, "-c", CHILD_PRELUDE + textwrap.dedent(body)],
-            capture_output=True, text=True, timeout=120, cwd=cwd, env=env,
-        )
+    proc = run_python(CHILD_PRELUDE + textwrap.dedent(body), timeout=120)
     assert proc.returncode == 0, (
         f"child interpreter died with return code {proc.returncode} "
         f"(negative: killed by signal {-proc.returncode})\n{proc.stderr[-2000:]}"

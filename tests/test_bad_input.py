@@ -14,7 +14,6 @@ code instead of the end of the test session.
 import contextlib
 import copy
 import io
-import os
 import re
 import struct
 import subprocess
@@ -33,7 +32,7 @@ from skmlp import MLPClassifier, MLPRegressor, datasets
 from skmlp._cli import main as cli_main
 from skmlp.datasets import IDX_FILES, IDXFormatError
 
-from _helpers import idx_bytes, run_child, write_payload
+from _helpers import child_env, idx_bytes, run_child, write_payload
 
 CLF, REG = "MLPClassifier", "MLPRegressor"
 CLASSES = np.array([0, 1, 2])
@@ -1235,11 +1234,9 @@ def test_cli_subprocess_bad_csv_exits_cleanly(tmp_path):
     """The installed entry point: a bad file gives status 1 and one line on
     stderr, no traceback (python -m skmlp in a child process)."""
     path = _csv(tmp_path, "bad.csv", _table_text(["nan,1,0"] + _GOOD_ROWS))
-    parent = os.path.dirname(os.path.dirname(os.path.abspath(skmlp.__file__)))
-    env = dict(os.environ, PYTHONPATH=parent)
     proc = subprocess.run(
         [sys.executable, "-m", "skmlp", "train", str(path), "--epochs", "1"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=child_env(),
     )
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()

@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+from _helpers import child_env
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(REPO, "benchmarks", "run.py")
 
@@ -119,9 +121,7 @@ def test_scaling_only_run(tmp_path):
     # The skmlp this session tests (it has skmlp.parallel_config), first on the path.
     import skmlp
 
-    env = dict(os.environ)
-    parent = os.path.dirname(os.path.dirname(os.path.abspath(skmlp.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join([parent] + env.get("PYTHONPATH", "").split(os.pathsep))
+    env = child_env()
     cmd = [sys.executable, RUN, "--quick", "--cases", "scaling", "--dtypes", "float64",
            "--repeats", "2", "--threads", "1", "--skmlp", "installed",
            "--output", str(tmp_path)]

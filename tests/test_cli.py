@@ -32,9 +32,8 @@ from skmlp import _cli
 from skmlp.__main__ import main
 from skmlp.datasets import IDX_FILES
 
-from _helpers import idx_bytes, write_payload
+from _helpers import child_env, idx_bytes, write_payload
 
-PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(skmlp.__file__)))
 
 
 def _fake_set(directory, n_train=12, n_test=5):
@@ -53,10 +52,7 @@ def _fake_set(directory, n_train=12, n_test=5):
 
 
 def _env(**extra):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [PACKAGE_PARENT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-    )
+    env = child_env()
     env.pop("SKMLP_DATA", None)
     env["MPLBACKEND"] = "Agg"
     env.update(extra)
@@ -185,11 +181,9 @@ def test_rows_are_flushed_as_training_goes(monkeypatch, no_system_data):
     assert seen == [0, 1, 2, 3]
 
 
-def test_train_is_one_partial_fit_per_epoch_with_a_shared_random_state(tmp_path, digits):
-    path = tmp_path / "model.joblib"
-    status, _ = _main(["digits", "--epochs", 3, "--hidden", 16, "--seed", 5,
-                       "--save", path])
-    assert status == 0
+def _assert_saved_model_is_partial_fits(path, digits, epochs):
+    """The model `train digits --hidden 16 --seed 5 --save path` saved equals
+    ``epochs`` plain partial_fit calls with the command line's settings."""
     saved = joblib.load(path)
     X, y = digits
     X_train, _, y_train, _ = train_test_split(X, y, test_size=0.25, stratify=y,
@@ -197,10 +191,18 @@ def test_train_is_one_partial_fit_per_epoch_with_a_shared_random_state(tmp_path,
     replica = MLPClassifier(hidden_layer_sizes=(16,), solver="sgd", momentum=0.0,
                             learning_rate_init=0.1, batch_size=256,
                             random_state=np.random.RandomState(5))
-    for _ in range(3):
+    for _ in range(epochs):
         replica.partial_fit(X_train, y_train, classes=np.arange(10))
     for a, b in zip(saved.coefs_ + saved.intercepts_, replica.coefs_ + replica.intercepts_):
         np.testing.assert_array_equal(a, b)
+
+
+def test_train_is_one_partial_fit_per_epoch_with_a_shared_random_state(tmp_path, digits):
+    path = tmp_path / "model.joblib"
+    status, _ = _main(["digits", "--epochs", 3, "--hidden", 16, "--seed", 5,
+                       "--save", path])
+    assert status == 0
+    _assert_saved_model_is_partial_fits(path, digits, epochs=3)
 
 
 def test_epoch_progress_line():
@@ -530,14 +532,4 @@ def test_ctrl_c_stops_training_after_the_epoch_and_keeps_the_model(tmp_path, dig
     assert "interrupted: training stopped after epoch 2" in text
     assert "done: 2 epochs" in text
     # the saved model is that of two complete epochs
-    saved = joblib.load(path)
-    X, y = digits
-    X_train, _, y_train, _ = train_test_split(X, y, test_size=0.25, stratify=y,
-                                              random_state=5)
-    replica = MLPClassifier(hidden_layer_sizes=(16,), solver="sgd", momentum=0.0,
-                            learning_rate_init=0.1, batch_size=256,
-                            random_state=np.random.RandomState(5))
-    for _ in range(2):
-        replica.partial_fit(X_train, y_train, classes=np.arange(10))
-    for a, b in zip(saved.coefs_ + saved.intercepts_, replica.coefs_ + replica.intercepts_):
-        np.testing.assert_array_equal(a, b)
+    _assert_saved_model_is_partial_fits(path, digits, epochs=2)

@@ -24,9 +24,6 @@ differently with more threads, which rounds differently.
 import hashlib
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -38,8 +35,9 @@ from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
-import skmlp
 from skmlp import MLPClassifier, MLPRegressor
+
+from _helpers import run_python
 
 SOLVERS = ["lbfgs", "sgd", "adam", "adagrad", "rmsprop", "adamw"]
 VARIANTS = ["plain", "dropout_early_stopping", "sparse", "float32"]
@@ -130,21 +128,6 @@ def test_repeated_partial_fit_sequences_are_bitwise_identical(solver):
     assert run() == run()
 
 
-def _child(code, *args):
-    """Run ``code`` in a fresh interpreter that imports the skmlp under test
-    (installed, or the build this session imports), never a source folder in
-    the current directory."""
-    parent = os.path.dirname(os.path.dirname(os.path.abspath(skmlp.__file__)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [parent] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-    )
-    with tempfile.TemporaryDirectory() as cwd:
-        return subprocess.run([sys.executable, "-c", code, *map(str, args)],
-                              capture_output=True, text=True, timeout=300,
-                              cwd=cwd, env=env)
-
-
 _CHILD = r"""
 import hashlib, json, sys, warnings
 sys.path.insert(0, sys.argv[1])
@@ -167,7 +150,7 @@ def test_a_fresh_process_fits_the_same_models():
         ).hexdigest()
         for s, v in cases
     }
-    proc = _child(_CHILD, os.path.dirname(__file__), json.dumps(cases))
+    proc = run_python(_CHILD, os.path.dirname(__file__), json.dumps(cases))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == here
 

@@ -24,6 +24,8 @@ import pytest
 
 import skmlp
 
+from _helpers import child_env
+
 
 def _require(name):
     if os.environ.get("SKMLP_REQUIRE_DISTRIBUTED") == "1":
@@ -53,9 +55,7 @@ def test_python_blocks_are_found():
 
 
 def _env():
-    env = dict(os.environ)
-    parent = os.path.dirname(os.path.dirname(os.path.abspath(skmlp.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join([parent] + env.get("PYTHONPATH", "").split(os.pathsep))
+    env = child_env()
     env.pop("DASK_SCHEDULER_ADDRESS", None)
     return env
 

@@ -6,7 +6,6 @@ deterministic."""
 import copy
 import inspect
 import io
-import json
 import pickle
 import re
 import warnings

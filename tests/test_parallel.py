@@ -1,6 +1,5 @@
 """Parallel fits on one machine: BLAS threads per fit, skmlp.parallel_config, no Dask needed."""
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,8 @@ import skmlp
 import skmlp._multilayer_perceptron as mlp_module
 from skmlp import MLPClassifier, parallel_config
 from skmlp._threads import SINGLE_THREAD_WORK
+
+from _helpers import child_env
 
 
 def _blas_threads():
@@ -184,13 +185,10 @@ print("ok", skmlp.__file__)
 
 
 def test_skmlp_works_without_the_distributed_extra():
-    parent = os.path.dirname(os.path.dirname(os.path.abspath(skmlp.__file__)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([parent] + env.get("PYTHONPATH", "").split(os.pathsep))
     with tempfile.TemporaryDirectory() as cwd:
         proc = subprocess.run(
             [sys.executable, "-c", textwrap.dedent(_WITHOUT_DASK)],
-            capture_output=True, text=True, timeout=300, cwd=cwd, env=env,
+            capture_output=True, text=True, timeout=300, cwd=cwd, env=child_env(),
         )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ["ok", skmlp.__file__]

@@ -21,11 +21,6 @@ adam and lbfgs at every stage: unfitted, fitted, mid-partial_fit, early-stopped)
 import io
 import json
 import pickle
-import os
-import subprocess
-import sys
-import tempfile
-import textwrap
 import warnings
 
 import joblib
@@ -44,6 +39,8 @@ from skmlp import (
     PickleFormatError,
 )
 from skmlp import _persistence
+
+from _helpers import run_python
 
 
 @pytest.fixture(autouse=True)
@@ -260,21 +257,6 @@ def test_pickle_without_marker_warns_and_loads():
 # Tampered and truncated pickles, in a child interpreter
 # ---------------------------------------------------------------------------
 
-def _child(code, *args):
-    """Run ``code`` in a fresh interpreter that imports the skmlp under test
-    (installed, or the build this session imports), never a source folder in
-    the current directory."""
-    parent = os.path.dirname(os.path.dirname(os.path.abspath(skmlp.__file__)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [parent] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-    )
-    with tempfile.TemporaryDirectory() as cwd:
-        return subprocess.run([sys.executable, "-c", code, *map(str, args)],
-                              capture_output=True, text=True, timeout=300,
-                              cwd=cwd, env=env)
-
-
 _CHILD = r"""
 import json, pickle, sys, warnings
 import numpy as np
@@ -390,7 +372,7 @@ TAMPERED = {
 
 
 def _run_child(cases):
-    proc = _child(_CHILD, *cases)
+    proc = run_python(_CHILD, *cases)
     # a signal (segmentation fault, abort) gives a negative return code
     assert proc.returncode == 0, (proc.returncode, proc.stdout[-2000:], proc.stderr[-3000:])
     results = {}

@@ -272,12 +272,10 @@ def test_interrupt_right_after_an_epoch_keeps_that_epoch(solver, early_stopping,
     _assert_equals_uninterrupted(est, X, y, solver, early_stopping)
 
 
-@pytest.mark.parametrize("early_stopping", [False, True])
-def test_sigint_from_another_thread_stops_at_an_epoch_end(early_stopping):
-    """A real SIGINT, sent to the main thread by a timer while it fits."""
-    X, y = _interrupt_data()
+def _fit_with_sigint_after(est, X, y, delay):
+    """Fit on the main thread while a timer thread sends it a real SIGINT
+    ``delay`` seconds after training started; expects sklearn's warning."""
     main_id = threading.main_thread().ident
-    est = MLPClassifier(**_params("adam", early_stopping, 10**6))
     started = threading.Event()
     real_fit_stochastic = est._fit_stochastic
 
@@ -285,13 +283,12 @@ def test_sigint_from_another_thread_stops_at_an_epoch_end(early_stopping):
         started.set()
         return real_fit_stochastic(*args)
 
-    est._fit_stochastic = fit_stochastic
-
     def send():
         started.wait()
-        time.sleep(0.3)
+        time.sleep(delay)
         signal.pthread_kill(main_id, signal.SIGINT)
 
+    est._fit_stochastic = fit_stochastic
     timer = threading.Thread(target=send)
     timer.start()
     try:
@@ -299,7 +296,15 @@ def test_sigint_from_another_thread_stops_at_an_epoch_end(early_stopping):
             est.fit(X, y)
     finally:
         timer.join()
-    del est._fit_stochastic
+        del est._fit_stochastic
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_sigint_from_another_thread_stops_at_an_epoch_end(early_stopping):
+    """A real SIGINT, sent to the main thread by a timer while it fits."""
+    X, y = _interrupt_data()
+    est = MLPClassifier(**_params("adam", early_stopping, 10**6))
+    _fit_with_sigint_after(est, X, y, 0.3)
     assert 1 <= est.n_iter_ < 10**6
     _assert_consistent(est, X.shape[0] - (40 if early_stopping else 0))
     assert est.predict(X).shape == y.shape
@@ -367,31 +372,9 @@ def test_sigint_at_random_moments(solver, early_stopping):
     in the early-stopping scoring): each time a consistent model, equal to an
     uninterrupted fit of as many epochs."""
     X, y = _interrupt_data()
-    main_id = threading.main_thread().ident
     delays = np.random.RandomState(0).uniform(0.0, 0.25, size=12)
     for delay in delays:
         est = MLPClassifier(**_params(solver, early_stopping, 10**6))
-        real_fit_stochastic = est._fit_stochastic
-        started = threading.Event()
-
-        def fit_stochastic(*args, _real=real_fit_stochastic, _started=started):
-            _started.set()
-            return _real(*args)
-
-        est._fit_stochastic = fit_stochastic
-
-        def send(_started=started, _delay=delay):
-            _started.wait()
-            time.sleep(_delay)
-            signal.pthread_kill(main_id, signal.SIGINT)
-
-        timer = threading.Thread(target=send)
-        timer.start()
-        try:
-            with pytest.warns(UserWarning, match="Training interrupted by user."):
-                est.fit(X, y)
-        finally:
-            timer.join()
-        del est._fit_stochastic
+        _fit_with_sigint_after(est, X, y, delay)
         _assert_consistent(est, X.shape[0] - (40 if early_stopping else 0))
         _assert_equals_uninterrupted(est, X, y, solver, early_stopping)
