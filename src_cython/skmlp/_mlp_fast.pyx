@@ -408,6 +408,19 @@ cdef double _loss_output_delta(const Net *net, const floating *Y,
     return total
 
 
+cdef inline void _sum_rows(const floating *D, intp n_rows, intp n_cols,
+                           floating *g, bint accumulate) noexcept nogil:
+    """g = D.sum(axis=0) (+ g when accumulating), summed row after row."""
+    cdef intp r, j
+    cdef const floating *d
+    if not accumulate:
+        memset(g, 0, n_cols * sizeof(floating))
+    for r in range(n_rows):
+        d = D + r * n_cols
+        for j in range(n_cols):
+            g[j] += d[j]
+
+
 cdef void _backward(const Net *net, const floating *theta, const floating *X,
                     Rows rows, const floating *act, floating *delta,
                     const floating *aux, const floating *mask,
@@ -425,11 +438,11 @@ cdef void _backward(const Net *net, const floating *theta, const floating *X,
     cdef floating *Dp
     cdef floating *G
     cdef floating *g
-    cdef const floating *d
     cdef const floating *Zp
     cdef const floating *a
     cdef floating *ga
     cdef bint dropped
+    cdef bint summed = False  # g of this layer already summed (with act')
     for i in range(net.n_layers - 2, -1, -1):
         fan_in = net.units[i]
         fan_out = net.units[i + 1]
@@ -446,13 +459,10 @@ cdef void _backward(const Net *net, const floating *theta, const floating *X,
             _gemm(Trans, NoTrans, <int>fan_in, <int>fan_out, <int>n,
                   <floating>1, A, <int>fan_in, D, <int>fan_out,
                   <floating>(1 if accumulate else 0), G, <int>fan_out)
-        # g = D.sum(axis=0)  (+ g when accumulating)
-        if not accumulate:
-            memset(g, 0, fan_out * sizeof(floating))
-        for r in range(n):
-            d = D + r * fan_out
-            for j in range(fan_out):
-                g[j] += d[j]
+        if not summed:
+            # g = D.sum(axis=0)  (+ g when accumulating)
+            _sum_rows(D, n, fan_out, g, accumulate)
+        summed = False
         if i == 0:
             break
         # Delta of hidden layer i.
@@ -480,10 +490,17 @@ cdef void _backward(const Net *net, const floating *theta, const floating *X,
                         ga[j] += Dp[r * fan_in + j] * Zp[r * fan_in + j]
                         Dp[r * fan_in + j] = Dp[r * fan_in + j] * a[j]
         else:
-            # Dp *= act'(Z_i), from the activation before dropout
-            _activation_derivative(
-                (aux if dropped else act) + net.act_off[i], Dp, n * fan_in,
-                net.hidden_act, net.negative_slope)
+            # Dp *= act'(Z_i), from the activation before dropout, and the
+            # next layer's g = Dp.sum(axis=0), row by row while it is in L1
+            A = (aux if dropped else act) + net.act_off[i]
+            g = grad + net.bias_off[i - 1]
+            if not accumulate:
+                memset(g, 0, fan_in * sizeof(floating))
+            for r in range(n):
+                _activation_derivative(A + r * fan_in, Dp + r * fan_in, fan_in,
+                                       net.hidden_act, net.negative_slope)
+                _sum_rows(Dp + r * fan_in, 1, fan_in, g, True)
+            summed = True
 
 
 cdef inline bint _exact_reciprocal(double divisor) noexcept nogil:
@@ -531,37 +548,26 @@ cdef double _penalty(const Net *net, const floating *theta) noexcept nogil:
     return penalty
 
 
-cdef inline void _finish_part(floating *grad, const floating *theta, intp begin,
-                              intp end, intp lo, intp hi, double alpha,
-                              double sw_sum) noexcept nogil:
-    """_add_scaled_divide on the part of theta[begin:end] inside [lo, hi)."""
-    if begin < lo:
-        begin = lo
-    if end > hi:
-        end = hi
-    if begin < end:
-        _add_scaled_divide(grad + begin, theta + begin if alpha != 0 else NULL,
-                           end - begin, alpha, sw_sum)
-
-
-cdef void _finish_range(const Net *net, const floating *theta, floating *grad,
-                        intp lo, intp hi, double alpha,
-                        double sw_sum) noexcept nogil:
-    """Add the L2 term and normalise the gradient entries lo <= j < hi.
+cdef void _finish(const Net *net, const floating *theta,
+                  floating *grad, double alpha, double sw_sum) noexcept nogil:
+    """Add the L2 term and normalise the whole gradient, in place (L-BFGS).
 
     grad_W = (G + alpha * W) / sw_sum;  grad_b = g / sw_sum;
-    grad_a = ga / sw_sum (PReLU slopes carry no penalty).
+    grad_a = ga / sw_sum (PReLU slopes carry no penalty). (A training step
+    does the same inside the optimizer's loop: see Fin.)
     """
-    cdef intp i
+    cdef intp i, begin
     for i in range(net.n_layers - 1):
-        _finish_part(grad, theta, net.coef_off[i],
-                     net.coef_off[i] + net.units[i] * net.units[i + 1], lo, hi,
-                     alpha, sw_sum)
-        _finish_part(grad, theta, net.bias_off[i],
-                     net.bias_off[i] + net.units[i + 1], lo, hi, 0, sw_sum)
+        begin = net.coef_off[i]
+        _add_scaled_divide(grad + begin, theta + begin if alpha != 0 else NULL,
+                           net.units[i] * net.units[i + 1], alpha, sw_sum)
+        begin = net.bias_off[i]
+        _add_scaled_divide(grad + begin, <floating *>NULL, net.units[i + 1],
+                           0, sw_sum)
         if net.hidden_act == PRELU and i > 0:
-            _finish_part(grad, theta, net.slope_off[i],
-                         net.slope_off[i] + net.units[i], lo, hi, 0, sw_sum)
+            begin = net.slope_off[i]
+            _add_scaled_divide(grad + begin, <floating *>NULL, net.units[i], 0,
+                               sw_sum)
 
 
 cdef inline double _regularised_loss(double loss_sum, double alpha,
@@ -584,39 +590,93 @@ cdef struct Opt:
     double epsilon
     double rho            # RMSProp's decay of the squared-gradient average
     double weight_decay   # AdamW's decoupled weight decay
+    bint store_velocity   # momentum-0 SGD: write the velocity (see _sgd_update)
 
+
+cdef struct Fin:
+    # How the raw gradient sum G of a part of the vector becomes the gradient
+    # g: g = (G + alpha * theta) / divisor for coefficients (``penalised``),
+    # g = G / divisor otherwise. With ``exact``, the division is a multiplication
+    # by the reciprocal (bitwise the same for a power-of-two divisor).
+    bint penalised
+    bint exact
+    double alpha
+    double divisor
+
+
+cdef inline Fin _fin_for(double alpha, double divisor, bint penalised) noexcept nogil:
+    cdef Fin fin
+    fin.penalised = penalised and alpha != 0
+    fin.alpha = alpha
+    fin.divisor = divisor
+    fin.exact = (_exact_reciprocal(divisor)
+                 and <double><float>divisor == divisor)  # exact in both dtypes
+    return fin
+
+
+cdef inline floating _finished(floating G, floating w, floating a, floating s,
+                               floating r, bint penalised,
+                               bint exact) noexcept nogil:
+    """The gradient of one parameter from its raw sum G (see Fin)."""
+    if penalised:
+        G = G + a * w
+    if exact:
+        return G * r
+    return G / s
+
+
+# Each update below finishes the gradient as it goes (see Fin), so the step
+# reads the raw gradient once and writes nothing but the parameters and the
+# optimizer state. The two flags are loop-invariant: the compiler makes one
+# vectorised loop per combination.
 
 cdef void _sgd_update(floating *theta, const floating *grad, floating *velocity,
-                      intp n, double lr, double momentum,
-                      bint nesterov) noexcept nogil:
+                      intp n, Fin fin, double lr, double momentum, bint nesterov,
+                      bint store_velocity) noexcept nogil:
     """v = momentum * v - lr * g; theta += momentum * v - lr * g (Nesterov) or v.
 
-    With momentum 0 the old velocity is not read.
+    With momentum 0 the old velocity is not read, and the new one
+    (v = -lr * g) is written only when ``store_velocity``: no step reads it,
+    so the epoch loop stores it at its last step, for whoever continues the
+    training (scikit-learn keeps it as the optimizer's state).
     """
     cdef intp j
+    cdef floating a = <floating>fin.alpha
+    cdef floating s = <floating>fin.divisor
+    cdef floating r = 1 / s
+    cdef bint pen = fin.penalised
+    cdef bint ex = fin.exact
     cdef floating mu = <floating>momentum
     cdef floating eta = <floating>lr
-    cdef floating v
-    if momentum == 0:
-        # v = 0 * v - lr * g = -lr * g: the old velocity need not be read.
+    cdef floating zero = 0    # (a literal 0 would make the subtraction double)
+    cdef floating g, v
+    if momentum == 0 and not store_velocity:
         for j in range(n):
-            v = 0 - eta * grad[j]
+            g = _finished(grad[j], theta[j], a, s, r, pen, ex)
+            v = zero - eta * g
+            theta[j] += v
+    elif momentum == 0:
+        for j in range(n):
+            g = _finished(grad[j], theta[j], a, s, r, pen, ex)
+            v = zero - eta * g
             velocity[j] = v
             theta[j] += v
     elif nesterov:
         for j in range(n):
-            v = mu * velocity[j] - eta * grad[j]
+            g = _finished(grad[j], theta[j], a, s, r, pen, ex)
+            v = mu * velocity[j] - eta * g
             velocity[j] = v
-            theta[j] += mu * v - eta * grad[j]
+            theta[j] += mu * v - eta * g
     else:
         for j in range(n):
-            v = mu * velocity[j] - eta * grad[j]
+            g = _finished(grad[j], theta[j], a, s, r, pen, ex)
+            v = mu * velocity[j] - eta * g
             velocity[j] = v
             theta[j] += v
 
 
 cdef void _adam_update(floating *theta, const floating *grad, floating *m,
-                       floating *v, intp n, double lr_t, double beta_1,
+                       floating *v, intp n, Fin fin, double lr_t, double beta_1,
                        double beta_2, double epsilon) noexcept nogil:
     """Adam as scikit-learn writes it, bias correction folded into lr_t:
 
@@ -625,6 +685,11 @@ cdef void _adam_update(floating *theta, const floating *grad, floating *m,
     The step is formed in float64 (as NumPy does with a float64 step size).
     """
     cdef intp j
+    cdef floating a = <floating>fin.alpha
+    cdef floating s = <floating>fin.divisor
+    cdef floating r = 1 / s
+    cdef bint pen = fin.penalised
+    cdef bint ex = fin.exact
     cdef floating b1 = <floating>beta_1
     cdef floating b2 = <floating>beta_2
     cdef floating c1 = <floating>(1 - beta_1)
@@ -632,47 +697,57 @@ cdef void _adam_update(floating *theta, const floating *grad, floating *m,
     cdef floating eps = <floating>epsilon
     cdef floating g
     for j in range(n):
-        g = grad[j]
+        g = _finished(grad[j], theta[j], a, s, r, pen, ex)
         m[j] = b1 * m[j] + c1 * g
         v[j] = b2 * v[j] + c2 * (g * g)
         theta[j] = <floating>(<double>theta[j]
                               + (-lr_t * <double>m[j]) / <double>(_sqrt(v[j]) + eps))
 
 
-cdef void _adagrad_update(floating *theta, const floating *grad, floating *s,
-                          intp n, double lr, double epsilon) noexcept nogil:
+cdef void _adagrad_update(floating *theta, const floating *grad, floating *acc,
+                          intp n, Fin fin, double lr, double epsilon) noexcept nogil:
     """AdaGrad (PyTorch's rule, no lr decay): s += g ** 2; theta -= lr * g / (sqrt(s) + eps)."""
     cdef intp j
+    cdef floating a = <floating>fin.alpha
+    cdef floating s = <floating>fin.divisor
+    cdef floating r = 1 / s
+    cdef bint pen = fin.penalised
+    cdef bint ex = fin.exact
     cdef floating eta = <floating>lr
     cdef floating eps = <floating>epsilon
     cdef floating g
     for j in range(n):
-        g = grad[j]
-        s[j] += g * g
-        theta[j] -= eta * g / (_sqrt(s[j]) + eps)
+        g = _finished(grad[j], theta[j], a, s, r, pen, ex)
+        acc[j] += g * g
+        theta[j] -= eta * g / (_sqrt(acc[j]) + eps)
 
 
-cdef void _rmsprop_update(floating *theta, const floating *grad, floating *s,
-                          intp n, double lr, double rho,
+cdef void _rmsprop_update(floating *theta, const floating *grad, floating *acc,
+                          intp n, Fin fin, double lr, double rho,
                           double epsilon) noexcept nogil:
     """RMSProp (PyTorch's rule, no momentum, not centred):
 
     s = rho * s + (1 - rho) * g ** 2;  theta -= lr * g / (sqrt(s) + eps)
     """
     cdef intp j
+    cdef floating a = <floating>fin.alpha
+    cdef floating s = <floating>fin.divisor
+    cdef floating r = 1 / s
+    cdef bint pen = fin.penalised
+    cdef bint ex = fin.exact
     cdef floating eta = <floating>lr
-    cdef floating r = <floating>rho
+    cdef floating decay = <floating>rho
     cdef floating c = <floating>(1 - rho)
     cdef floating eps = <floating>epsilon
     cdef floating g
     for j in range(n):
-        g = grad[j]
-        s[j] = r * s[j] + c * (g * g)
-        theta[j] -= eta * g / (_sqrt(s[j]) + eps)
+        g = _finished(grad[j], theta[j], a, s, r, pen, ex)
+        acc[j] = decay * acc[j] + c * (g * g)
+        theta[j] -= eta * g / (_sqrt(acc[j]) + eps)
 
 
 cdef void _adamw_update(floating *theta, const floating *grad, floating *m,
-                        floating *v, intp n, long long t, double lr,
+                        floating *v, intp n, Fin fin, long long t, double lr,
                         double beta_1, double beta_2, double epsilon,
                         double weight_decay) noexcept nogil:
     """AdamW (PyTorch's rule; Loshchilov & Hutter's decoupled weight decay):
@@ -682,6 +757,11 @@ cdef void _adamw_update(floating *theta, const floating *grad, floating *m,
     theta -= lr / (1 - beta_1 ** t) * m / (sqrt(v) / sqrt(1 - beta_2 ** t) + eps)
     """
     cdef intp j
+    cdef floating a = <floating>fin.alpha
+    cdef floating s = <floating>fin.divisor
+    cdef floating r = 1 / s
+    cdef bint pen = fin.penalised
+    cdef bint ex = fin.exact
     cdef floating b1 = <floating>beta_1
     cdef floating b2 = <floating>beta_2
     cdef floating c1 = <floating>(1 - beta_1)
@@ -692,7 +772,7 @@ cdef void _adamw_update(floating *theta, const floating *grad, floating *m,
     cdef floating root_bc2 = <floating>sqrt(1 - pow(beta_2, <double>t))
     cdef floating g
     for j in range(n):
-        g = grad[j]
+        g = _finished(grad[j], theta[j], a, s, r, pen, ex)
         theta[j] = theta[j] * decay
         m[j] = b1 * m[j] + c1 * g
         v[j] = b2 * v[j] + c2 * (g * g)
@@ -700,31 +780,58 @@ cdef void _adamw_update(floating *theta, const floating *grad, floating *m,
 
 
 cdef void _update(const Opt *opt, floating *theta, const floating *grad,
-                  floating *state_1, floating *state_2, intp n,
+                  floating *state_1, floating *state_2, intp n, Fin fin,
                   long long t) noexcept nogil:
-    """Apply step number t (1, 2, ...) to n parameters (any range of the vector)."""
+    """Apply step number t (1, 2, ...) to n parameters (any range of the vector),
+    from their raw gradient sums (finished as ``fin`` says)."""
     cdef double lr_t
+    if n <= 0:
+        return
     if opt.solver == SGD:
-        _sgd_update(theta, grad, state_1, n, opt.lr, opt.momentum, opt.nesterov)
+        _sgd_update(theta, grad, state_1, n, fin, opt.lr, opt.momentum,
+                    opt.nesterov, opt.store_velocity)
     elif opt.solver == ADAM:
         lr_t = (opt.lr * sqrt(1 - pow(opt.beta_2, <double>t))
                 / (1 - pow(opt.beta_1, <double>t)))
-        _adam_update(theta, grad, state_1, state_2, n, lr_t, opt.beta_1,
+        _adam_update(theta, grad, state_1, state_2, n, fin, lr_t, opt.beta_1,
                      opt.beta_2, opt.epsilon)
     elif opt.solver == ADAGRAD:
-        _adagrad_update(theta, grad, state_1, n, opt.lr, opt.epsilon)
+        _adagrad_update(theta, grad, state_1, n, fin, opt.lr, opt.epsilon)
     elif opt.solver == RMSPROP:
-        _rmsprop_update(theta, grad, state_1, n, opt.lr, opt.rho, opt.epsilon)
+        _rmsprop_update(theta, grad, state_1, n, fin, opt.lr, opt.rho, opt.epsilon)
     else:
-        _adamw_update(theta, grad, state_1, state_2, n, t, opt.lr, opt.beta_1,
-                      opt.beta_2, opt.epsilon, opt.weight_decay)
+        _adamw_update(theta, grad, state_1, state_2, n, fin, t, opt.lr,
+                      opt.beta_1, opt.beta_2, opt.epsilon, opt.weight_decay)
 
 
-# Parameters finished and updated together, so that a block of the gradient is
-# still in the L1 cache when the optimizer reads it (one trip through memory
-# for the whole step instead of two).
-cdef enum:
-    UPDATE_BLOCK = 2048
+cdef inline void _update_part(const Opt *opt, floating *theta,
+                              const floating *grad, floating *state_1,
+                              floating *state_2, intp begin, intp end, Fin fin,
+                              long long t) noexcept nogil:
+    _update(opt, theta + begin, grad + begin, state_1 + begin,
+            state_2 + begin if state_2 != NULL else NULL, end - begin, fin, t)
+
+
+cdef void _step(const Net *net, const Opt *opt, floating *theta,
+                const floating *grad, floating *state_1, floating *state_2,
+                double alpha, double sw_sum, long long t) noexcept nogil:
+    """One optimizer step from the raw gradient sums of a batch: for each
+    coefficient, bias and slope part of the vector, its finished gradient
+    (with the L2 term on coefficients) and the update, in one pass."""
+    cdef intp i, begin
+    cdef Fin weights = _fin_for(alpha, sw_sum, True)
+    cdef Fin plain = _fin_for(alpha, sw_sum, False)
+    for i in range(net.n_layers - 1):
+        begin = net.coef_off[i]
+        _update_part(opt, theta, grad, state_1, state_2, begin,
+                     begin + net.units[i] * net.units[i + 1], weights, t)
+        begin = net.bias_off[i]
+        _update_part(opt, theta, grad, state_1, state_2, begin,
+                     begin + net.units[i + 1], plain, t)
+        if net.hidden_act == PRELU and i > 0:
+            begin = net.slope_off[i]
+            _update_part(opt, theta, grad, state_1, state_2, begin,
+                         begin + net.units[i], plain, t)
 
 
 # ---------------------------------------------------------------------------
@@ -866,6 +973,8 @@ def _train_epoch(
     cdef Opt opt
     opt.solver, opt.lr, opt.momentum, opt.nesterov, opt.beta_1, opt.beta_2, \
         opt.epsilon, opt.rho, opt.weight_decay = opt_params
+    # unweighted, every batch takes a step, so the last batch's is the last
+    opt.store_velocity = sample_weight.shape[0] > 0
     cdef Rows rows = _make_rows(sparse, X_indices, X_indptr)
     cdef intp n_samples = order.shape[0]
     cdef intp n_features = net.units[0]
@@ -876,7 +985,7 @@ def _train_epoch(
     cdef const floating *Xb
     cdef const floating *Yb
     cdef const floating *swb
-    cdef intp start, stop, n, r, idx, lo, hi
+    cdef intp start, stop, n, r, idx
     cdef double batch_loss, sw_sum, penalty, accumulated = 0
     cdef unsigned long fp_state
 
@@ -941,16 +1050,13 @@ def _train_epoch(
             batch_loss = _loss_output_delta(&net, Yb, swb, n, &act[0], &delta[0])
             _backward(&net, &theta[0], Xb, rows, &act[0], &delta[0],
                       _buf_ptr(aux), _buf_ptr(mask), &grad[0], False)
-            penalty = _penalty(&net, &theta[0]) if alpha != 0 else 0
-            accumulated += _regularised_loss(batch_loss, alpha, penalty, sw_sum) * n
             t += 1
-            lo = 0
-            while lo < n_params:
-                hi = lo + UPDATE_BLOCK if lo + UPDATE_BLOCK < n_params else n_params
-                _finish_range(&net, &theta[0], &grad[0], lo, hi, alpha, sw_sum)
-                _update(&opt, &theta[lo], &grad[lo], &state_1[lo],
-                        &state_2[lo] if state_2.shape[0] > 0 else NULL, hi - lo, t)
-                lo = hi
+            if stop == n_samples:
+                opt.store_velocity = True
+            penalty = _penalty(&net, &theta[0]) if alpha != 0 else 0
+            _step(&net, &opt, &theta[0], &grad[0], &state_1[0],
+                  &state_2[0] if state_2.shape[0] > 0 else NULL, alpha, sw_sum, t)
+            accumulated += _regularised_loss(batch_loss, alpha, penalty, sw_sum) * n
             start = stop
         skmlp_ftz_restore(fp_state)
     return accumulated, t
@@ -1027,8 +1133,7 @@ def _loss_grad(
             penalty = _penalty(&net, &theta[0])
         result = _regularised_loss(loss_sum, alpha, penalty, sw_sum)
         if with_grad:
-            _finish_range(&net, &theta[0], &grad[0], 0, grad.shape[0], alpha,
-                          sw_sum)
+            _finish(&net, &theta[0], &grad[0], alpha, sw_sum)
         if with_grad:
             skmlp_ftz_restore(fp_state)
     return result
