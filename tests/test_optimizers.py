@@ -451,3 +451,33 @@ def test_partial_fit_continues_the_optimizer():
     theta, ref, _, _ = reference_run(est, X, Y, None, theta0, 2, 5)
     _assert_theta_close(est._theta, theta, 1e-10, "theta")
     _assert_theta_close(est._optimizer.state_2, ref.s2, 1e-10, "state_2")
+
+
+@pytest.mark.parametrize("weighting", ["unweighted", "weighted", "last_batch_weight_0"])
+@pytest.mark.parametrize("how", ["fit", "partial_fit"])
+def test_momentum_zero_velocity_is_the_last_step(weighting, how):
+    """Momentum-0 SGD needs no velocity within an epoch, and the kernel writes it
+    only at the epoch's last step (or every step when weighted, where a last
+    batch of weight 0 takes no step). The state left behind must still be the
+    velocity of the last step taken, -lr * g: equal, bitwise, to a run whose
+    momentum (1e-300) is too small to change any step but makes every step
+    read and write the velocity."""
+    X, y = _data(3, n=23)
+    sw = {"unweighted": None,
+          "weighted": np.random.RandomState(4).uniform(0.2, 2.0, 23),
+          "last_batch_weight_0": np.r_[np.ones(20), np.zeros(3)]}[weighting]
+    runs = []
+    for momentum in (0.0, 1e-300):
+        est = _estimator("sgd", batch_size=5, max_iter=3, momentum=momentum,
+                         nesterovs_momentum=False)
+        if how == "fit":
+            fit_quietly(est, X, y, sample_weight=sw)
+        else:
+            for _ in range(3):
+                est.partial_fit(X, y, sample_weight=sw)
+        runs.append(est)
+    plain, tiny = runs
+    velocity = plain._optimizer.state_1
+    assert np.all(velocity != 0)
+    np.testing.assert_array_equal(velocity, tiny._optimizer.state_1)
+    np.testing.assert_array_equal(plain._theta, tiny._theta)
