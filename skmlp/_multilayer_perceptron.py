@@ -48,7 +48,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from . import _mlp_fast
 from . import _persistence
 from ._interrupt import deferred_sigint
-from ._threads import blas_threads_for
+from ._threads import blas_threads_for, split_products_for
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam", "adagrad", "rmsprop", "adamw")
 
@@ -887,8 +887,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             result.append((X_e, y_e))
         return result
 
-    def _make_spec(self, dropout_rates=None):
-        """The kernels' description of the fitted network (dropout off by default)."""
+    def _make_spec(self, dropout_rates=None, rows=None):
+        """The kernels' description of the fitted network (dropout off by
+        default), for kernel calls of up to ``rows`` rows (None: any)."""
         loss = self.loss
         if loss == "log_loss" and self.out_activation_ == "logistic":
             loss = "binary_log_loss"
@@ -897,7 +898,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         hidden = "prelu" if self._has_prelu() else getattr(
             self, "_fitted_activation", self.activation
         )
-        return _mlp_fast.NetSpec(
+        spec = _mlp_fast.NetSpec(
             np.asarray(self._layer_units, dtype=np.intp),
             self._coef_off,
             self._bias_off,
@@ -909,6 +910,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             float(self.negative_slope),
             float(getattr(self, "huber_delta", 1.0)),
         )
+        if rows is not None:
+            spec.split_products = split_products_for(rows, self._layer_units)
+        return spec
 
     def _loss_grad_function(self, X, y, sample_weight, dropout_seed=None,
                             with_grad=True):
@@ -941,10 +945,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             mask=dropout,
         )
         if dropout:
-            spec = self._make_spec(self._dropout_rates(len(self._layer_units) - 2))
+            spec = self._make_spec(self._dropout_rates(len(self._layer_units) - 2),
+                                   rows)
             rng = np.array([dropout_seed], dtype=np.uint64)
         else:
-            spec = self._make_spec()
+            spec = self._make_spec(rows=rows)
             rng = np.empty(0, dtype=np.uint64)
         alpha = float(self.alpha)
 
@@ -1126,7 +1131,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         )
         gather = bool(self.shuffle)
         dropout = bool(dropout_rates.any())
-        spec = self._make_spec(dropout_rates)
+        spec = self._make_spec(dropout_rates, batch_size)
         ws = _Workspace(
             self._layer_units, batch_size, dtype,
             aux=self._has_prelu() or dropout, mask=dropout,
@@ -1385,7 +1390,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         if n_samples:
             with blas_threads_for(rows, self._layer_units):
                 _mlp_fast._predict(
-                    self._make_spec(), *_kernel_input(X, dtype), self._theta, rows,
+                    self._make_spec(rows=rows), *_kernel_input(X, dtype), self._theta, rows,
                     ws.act_off, ws.act, ws.aux, out,
                 )
         if check_input:

@@ -94,10 +94,55 @@ def _single_thread_blas():
                 _limiter = None
 
 
+def _batch_work(rows, layer_units):
+    return rows * sum(a * b for a, b in zip(layer_units[:-1], layer_units[1:]))
+
+
 def blas_threads_for(rows, layer_units):
     """Context manager limiting BLAS to one thread when the per-batch work is small."""
-    work = rows * sum(a * b for a, b in zip(layer_units[:-1], layer_units[1:]))
-    if work >= SINGLE_THREAD_WORK:
+    if _batch_work(rows, layer_units) >= SINGLE_THREAD_WORK:
         return contextlib.nullcontext()
     return _single_thread_blas()
+
+
+# OpenBLAS cores whose GEMM has the "small-matrix" kernels (no packing) that
+# OpenBLAS uses for products of at most 1e6 multiply-adds (OpenBLAS >= 0.3.17,
+# x86-64 builds with SMALL_MATRIX_OPT, as in the wheels of NumPy and SciPy).
+_SMALL_MATRIX_CORES = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
+
+# None: detect on first use. Tests set True / False to force either path.
+_small_matrix_blas = None
+
+
+def _version(text):
+    parts = []
+    for piece in str(text).split(".")[:3]:
+        digits = "".join(c for c in piece if c.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def small_matrix_blas():
+    """Do all loaded BLAS libraries run OpenBLAS's small-matrix GEMM kernels?"""
+    global _small_matrix_blas
+    if _small_matrix_blas is None:
+        libs = [lib for lib in _get_controller().info() if lib.get("user_api") == "blas"]
+        _small_matrix_blas = bool(libs) and all(
+            lib.get("internal_api") == "openblas"
+            and str(lib.get("architecture") or "").lower() in _SMALL_MATRIX_CORES
+            and _version(lib.get("version") or "0") >= (0, 3, 17)
+            for lib in libs
+        )
+    return _small_matrix_blas
+
+
+def split_products_for(rows, layer_units):
+    """Should the kernels cut medium-size matrix products into pieces for
+    OpenBLAS's small-matrix kernels (``_mlp_fast._product``)?
+
+    Only where they exist and where BLAS runs one thread for this network
+    (blas_threads_for): the small kernels are single-threaded, and with more
+    threads the packed path divides the work instead.
+    """
+    return _batch_work(rows, layer_units) < SINGLE_THREAD_WORK and small_matrix_blas()
 

@@ -32,7 +32,7 @@ from libc.math cimport exp, expf, log, logf, tanh, tanhf, sqrt, sqrtf, pow, fabs
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy, memset
 
-from skmlp._blas cimport _gemm, _axpy, _dot, NoTrans, Trans
+from skmlp._blas cimport _gemm, _axpy, _dot, BLAS_Trans, NoTrans, Trans
 
 ctypedef Py_ssize_t intp
 
@@ -84,6 +84,7 @@ cdef struct Net:
     int loss
     double negative_slope   # of leaky_relu
     double huber_delta
+    bint split_products     # see _product
 
 
 cdef struct Rows:
@@ -267,6 +268,74 @@ cdef void _sparse_grad(const floating *data, Rows rows, const floating *D,
                   G + rows.indices[p] * n_out, 1)
 
 
+# OpenBLAS's SkylakeX-family kernels have a "small-matrix" GEMM path with no
+# packing, which it takes only up to m * n * k = 1e6 multiply-adds (and for a
+# first operand not transposed, column-major). Between that and a few times
+# more, the packed path it takes instead is much slower: measured on this
+# project's benchmark machine, one thread, (m, n, k) = (100, 200, 64) in
+# float64 takes 51 us whole and 37 us as two products of 100 columns;
+# (64, 256, 784) 497 us whole, 339 us in 16 pieces; float32 gains less and
+# loses beyond about 4e6 ((256, 512, 100): 174 us whole, 210 us in 16 pieces).
+# _product therefore cuts such products into pieces of at most 1e6, when the
+# caller says the BLAS has those kernels and runs one thread.
+cdef enum:
+    SMALL_PRODUCT = 1000000        # OpenBLAS's limit for its small kernels
+    SMALL_PRODUCT_MIN_ROWS = 16    # narrower pieces lose more than they gain
+
+cdef intp _product_rows(int m, int n, int k, bint is_float) noexcept nogil:
+    """Rows of C per piece for _product: 0 for one whole call."""
+    cdef double work = <double>m * n * k
+    cdef double limit = 4e6 if is_float else 16e6
+    cdef intp rows, pieces
+    if not SMALL_PRODUCT < work <= limit:
+        return 0
+    rows = <intp>(SMALL_PRODUCT // (<double>n * k))
+    if rows < SMALL_PRODUCT_MIN_ROWS:
+        return 0
+    pieces = (m + rows - 1) // rows
+    return (m + pieces - 1) // pieces
+
+
+cdef intp _product(const Net *net, BLAS_Trans ta, int m, int n, int k,
+                   const floating *A, int lda, const floating *B,
+                   floating beta, floating *C) noexcept nogil:
+    """C (m, n) = op(A) @ B (+ beta * C): _gemm, or several _gemm calls over
+    blocks of C's rows when that lets OpenBLAS use its small-matrix kernels.
+    Returns the number of calls.
+
+    B is (k, n) not transposed and C is contiguous (ldc = n). Each row of C
+    is computed by one call from the same operands, whole or in pieces.
+    """
+    cdef intp rows = _product_rows(m, n, k, floating is float) if net.split_products else 0
+    cdef intp r0 = 0, rn, calls = 0
+    if rows == 0:
+        _gemm(ta, NoTrans, m, n, k, <floating>1, A, lda, B, n, beta, C, n)
+        return 1
+    while r0 < m:
+        rn = rows if r0 + rows <= m else m - r0
+        # rows r0.. of op(A): rows of A, or columns of A when transposed
+        _gemm(ta, NoTrans, <int>rn, n, k, <floating>1,
+              A + (r0 if ta == Trans else r0 * lda), lda, B, n, beta,
+              C + r0 * n, n)
+        r0 += rn
+        calls += 1
+    return calls
+
+
+def _py_product(bint split, bint trans_a, const floating[:, ::1] A,
+                const floating[:, ::1] B, double beta, floating[:, ::1] C):
+    """C = op(A) @ B + beta * C through _product (for the tests); returns the
+    number of BLAS calls it made."""
+    cdef Net net
+    net.split_products = split
+    cdef int m = A.shape[1] if trans_a else A.shape[0]
+    cdef int k = A.shape[0] if trans_a else A.shape[1]
+    if B.shape[0] != k or C.shape[0] != m or C.shape[1] != B.shape[1]:
+        raise ValueError("shapes do not match")
+    return _product(&net, Trans if trans_a else NoTrans, m, <int>B.shape[1], k,
+                    &A[0, 0], <int>A.shape[1], &B[0, 0], <floating>beta, &C[0, 0])
+
+
 cdef void _forward(const Net *net, const floating *theta, const floating *X,
                    Rows rows, floating *act, floating *aux,
                    floating *mask) noexcept nogil:
@@ -295,15 +364,13 @@ cdef void _forward(const Net *net, const floating *theta, const floating *X,
                 _sparse_matmul(X, rows, W, fan_out, Z)
             else:
                 # Z = X @ W
-                _gemm(NoTrans, NoTrans, <int>n, <int>fan_out, <int>fan_in,
-                      <floating>1, X, <int>fan_in, W, <int>fan_out,
-                      <floating>0, Z, <int>fan_out)
+                _product(net, NoTrans, <int>n, <int>fan_out, <int>fan_in,
+                         X, <int>fan_in, W, <floating>0, Z)
         else:
             A = act + net.act_off[i]
             # Z = A @ W
-            _gemm(NoTrans, NoTrans, <int>n, <int>fan_out, <int>fan_in,
-                  <floating>1, A, <int>fan_in, W, <int>fan_out,
-                  <floating>0, Z, <int>fan_out)
+            _product(net, NoTrans, <int>n, <int>fan_out, <int>fan_in,
+                     A, <int>fan_in, W, <floating>0, Z)
         hidden = i < net.n_layers - 2
         code = net.hidden_act if hidden else net.out_act
         if hidden and code == PRELU:
@@ -456,9 +523,8 @@ cdef void _backward(const Net *net, const floating *theta, const floating *X,
         else:
             A = X if i == 0 else act + net.act_off[i]
             # G = A.T @ D  (+ G when accumulating)
-            _gemm(Trans, NoTrans, <int>fan_in, <int>fan_out, <int>n,
-                  <floating>1, A, <int>fan_in, D, <int>fan_out,
-                  <floating>(1 if accumulate else 0), G, <int>fan_out)
+            _product(net, Trans, <int>fan_in, <int>fan_out, <int>n,
+                     A, <int>fan_in, D, <floating>(1 if accumulate else 0), G)
         if not summed:
             # g = D.sum(axis=0)  (+ g when accumulating)
             _sum_rows(D, n, fan_out, g, accumulate)
@@ -857,6 +923,9 @@ cdef class NetSpec:
     cdef public int loss
     cdef public double negative_slope
     cdef public double huber_delta
+    # cut medium-size products for OpenBLAS's small-matrix kernels (_product);
+    # set by the caller when BLAS has them and runs one thread
+    cdef public bint split_products
 
     def __init__(self, units, coef_off, bias_off, slope_off, dropout,
                  int hidden_act, int out_act, int loss, double negative_slope,
@@ -872,6 +941,7 @@ cdef class NetSpec:
         self.loss = loss
         self.negative_slope = negative_slope
         self.huber_delta = huber_delta
+        self.split_products = False
 
     cdef Net make(self, const intp[::1] act_off, bint training,
                   uint64_t *rng):
@@ -889,6 +959,7 @@ cdef class NetSpec:
         net.loss = self.loss
         net.negative_slope = self.negative_slope
         net.huber_delta = self.huber_delta
+        net.split_products = self.split_products
         return net
 
 
