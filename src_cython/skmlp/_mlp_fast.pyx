@@ -36,6 +36,9 @@ from skmlp._blas cimport _gemm, _axpy, _dot, BLAS_Trans, NoTrans, Trans
 
 ctypedef Py_ssize_t intp
 
+cdef extern from "_prefetch.h" nogil:
+    void skmlp_prefetch(const void *p)
+
 cdef extern from "_fpenv.h" nogil:
     # Flush subnormal results and inputs to zero in this thread while training
     # (see _fpenv.h: subnormal arithmetic is microcoded and ~100x slower).
@@ -878,19 +881,38 @@ cdef inline void _update_part(const Opt *opt, floating *theta,
             state_2 + begin if state_2 != NULL else NULL, end - begin, fin, t)
 
 
-cdef void _step(const Net *net, const Opt *opt, floating *theta,
-                const floating *grad, floating *state_1, floating *state_2,
-                double alpha, double sw_sum, long long t) noexcept nogil:
+# A step updates the coefficients in chunks that fit in the L1 cache, each right
+# after its part of the L2 penalty is summed (the penalty enters the batch's
+# loss, computed before the step), so that the step reads them from memory
+# once, not twice.
+cdef enum:
+    STEP_CHUNK = 4096
+
+
+cdef double _step(const Net *net, const Opt *opt, floating *theta,
+                  const floating *grad, floating *state_1, floating *state_2,
+                  double alpha, double sw_sum, long long t) noexcept nogil:
     """One optimizer step from the raw gradient sums of a batch: for each
     coefficient, bias and slope part of the vector, its finished gradient
-    (with the L2 term on coefficients) and the update, in one pass."""
-    cdef intp i, begin
+    (with the L2 term on coefficients) and the update, in one pass.
+
+    Returns sum_i ||W_i||^2 of the coefficients before the step when alpha
+    != 0 (else 0), for the batch's loss.
+    """
+    cdef intp i, begin, end, lo, hi
+    cdef double penalty = 0
     cdef Fin weights = _fin_for(alpha, sw_sum, True)
     cdef Fin plain = _fin_for(alpha, sw_sum, False)
     for i in range(net.n_layers - 1):
         begin = net.coef_off[i]
-        _update_part(opt, theta, grad, state_1, state_2, begin,
-                     begin + net.units[i] * net.units[i + 1], weights, t)
+        end = begin + net.units[i] * net.units[i + 1]
+        lo = begin
+        while lo < end:
+            hi = lo + STEP_CHUNK if lo + STEP_CHUNK < end else end
+            if alpha != 0:
+                penalty += _dot(<int>(hi - lo), theta + lo, 1, theta + lo, 1)
+            _update_part(opt, theta, grad, state_1, state_2, lo, hi, weights, t)
+            lo = hi
         begin = net.bias_off[i]
         _update_part(opt, theta, grad, state_1, state_2, begin,
                      begin + net.units[i + 1], plain, t)
@@ -898,6 +920,7 @@ cdef void _step(const Net *net, const Opt *opt, floating *theta,
             begin = net.slope_off[i]
             _update_part(opt, theta, grad, state_1, state_2, begin,
                          begin + net.units[i], plain, t)
+    return penalty
 
 
 # ---------------------------------------------------------------------------
@@ -983,6 +1006,21 @@ cdef Rows _make_rows(bint sparse, const intp[::1] indices,
     rows.indices = &indices[0] if indices.shape[0] > 0 else NULL
     rows.indptr = &indptr[0] if indptr.shape[0] > 0 else NULL
     return rows
+
+
+# The gather of a batch's shuffled rows asks for the row it will copy
+# GATHER_AHEAD rows later while it copies the current one, so that the copies
+# wait less on memory (rows of Fashion-MNIST are 49 cache lines, at random
+# places of a 188 MB array).
+cdef enum:
+    GATHER_AHEAD = 8
+    CACHE_LINE = 64
+
+cdef inline void _prefetch_row(const void *row, size_t nbytes) noexcept nogil:
+    cdef size_t off = 0
+    while off < nbytes:
+        skmlp_prefetch(<const char *>row + off)
+        off += CACHE_LINE
 
 
 def _train_epoch(
@@ -1076,6 +1114,9 @@ def _train_epoch(
                 for r in range(n):
                     idx = order[start + r]
                     if not sparse:
+                        if start + r + GATHER_AHEAD < n_samples:
+                            _prefetch_row(&X[order[start + r + GATHER_AHEAD], 0],
+                                          n_features * sizeof(floating))
                         memcpy(&X_buf[r, 0], &X[idx, 0],
                                n_features * sizeof(floating))
                     if not labels:
@@ -1124,9 +1165,9 @@ def _train_epoch(
             t += 1
             if stop == n_samples:
                 opt.store_velocity = True
-            penalty = _penalty(&net, &theta[0]) if alpha != 0 else 0
-            _step(&net, &opt, &theta[0], &grad[0], &state_1[0],
-                  &state_2[0] if state_2.shape[0] > 0 else NULL, alpha, sw_sum, t)
+            penalty = _step(&net, &opt, &theta[0], &grad[0], &state_1[0],
+                            &state_2[0] if state_2.shape[0] > 0 else NULL,
+                            alpha, sw_sum, t)
             accumulated += _regularised_loss(batch_loss, alpha, penalty, sw_sum) * n
             start = stop
         skmlp_ftz_restore(fp_state)
