@@ -1390,8 +1390,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         if n_samples:
             with blas_threads_for(rows, self._layer_units):
                 _mlp_fast._predict(
-                    self._make_spec(rows=rows), *_kernel_input(X, dtype), self._theta, rows,
-                    ws.act_off, ws.act, ws.aux, out,
+                    self._make_spec(rows=rows), *_kernel_input(X, dtype),
+                    self._theta, rows, ws.act_off, ws.act, ws.aux, out,
                 )
         if check_input:
             _check_finite_output(out, X, self._theta)
