@@ -261,3 +261,12 @@ def run_child(body):
         f"(negative: killed by signal {-proc.returncode})\n{proc.stderr[-2000:]}"
     )
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def assert_same_optimizer_state(a, b):
+    """Bitwise equality of two estimators' optimizer state, when they have one."""
+    if hasattr(a, "_optimizer"):
+        np.testing.assert_array_equal(a._optimizer.state_1, b._optimizer.state_1)
+        np.testing.assert_array_equal(a._optimizer.state_2, b._optimizer.state_2)
+        assert a._optimizer.t == b._optimizer.t
+        assert a._optimizer.learning_rate == b._optimizer.learning_rate

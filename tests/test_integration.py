@@ -35,7 +35,7 @@ from sklearn.utils.validation import check_is_fitted
 
 import skmlp
 
-from _helpers import read_only, run_child as _run_child
+from _helpers import assert_same_optimizer_state, read_only, run_child as _run_child
 
 CLF = "MLPClassifier"
 REG = "MLPRegressor"
@@ -212,11 +212,7 @@ def _assert_same_state(a, b):
     assert_array_equal(a._theta, b._theta)
     for x, y in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
         assert_array_equal(x, y)
-    if hasattr(a, "_optimizer"):
-        assert_array_equal(a._optimizer.state_1, b._optimizer.state_1)
-        assert_array_equal(a._optimizer.state_2, b._optimizer.state_2)
-        assert a._optimizer.t == b._optimizer.t
-        assert a._optimizer.learning_rate == b._optimizer.learning_rate
+    assert_same_optimizer_state(a, b)
     for attr in ("n_iter_", "t_", "loss_", "loss_curve_", "validation_scores_",
                  "best_validation_score_", "best_loss_"):
         if hasattr(a, attr):

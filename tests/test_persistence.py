@@ -40,7 +40,7 @@ from skmlp import (
 )
 from skmlp import _persistence
 
-from _helpers import run_python
+from _helpers import assert_same_optimizer_state, run_python
 
 
 @pytest.fixture(autouse=True)
@@ -111,11 +111,7 @@ def _assert_same(a, b, X):
             assert np.shares_memory(u, a._theta) or np.shares_memory(v, b._theta)
     if getattr(a, "_dropout_rng", None) is not None:
         assert_array_equal(a._dropout_rng, b._dropout_rng)
-    if hasattr(a, "_optimizer"):
-        assert_array_equal(a._optimizer.state_1, b._optimizer.state_1)
-        assert_array_equal(a._optimizer.state_2, b._optimizer.state_2)
-        assert a._optimizer.t == b._optimizer.t
-        assert a._optimizer.learning_rate == b._optimizer.learning_rate
+    assert_same_optimizer_state(a, b)
     for attr in ("n_iter_", "t_", "loss_", "loss_curve_", "validation_scores_",
                  "best_validation_score_"):
         if hasattr(a, attr):

@@ -82,20 +82,26 @@ def _cycle(configs, i):
         est.partial_fit(X, y)
 
 
-@linux_only
-def test_many_fit_predict_cycles_do_not_grow_memory():
+def _rss_growth_mb(warmup, cycles):
+    """Resident memory growth (MB) over ``cycles`` fit/predict cycles, after
+    ``warmup`` cycles (caches, allocator pools, imports)."""
     configs = _cycle_configs()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        for i in range(60):  # warm-up: caches, allocator pools, imports
+        for i in range(warmup):
             _cycle(configs, i)
         gc.collect()
         before = _rss_bytes()
-        for i in range(500):
+        for i in range(cycles):
             _cycle(configs, i)
         gc.collect()
         after = _rss_bytes()
-    growth = (after - before) / 2**20
+    return (after - before) / 2**20
+
+
+@linux_only
+def test_many_fit_predict_cycles_do_not_grow_memory():
+    growth = _rss_growth_mb(60, 500)
     assert growth < 20, f"resident memory grew by {growth:.1f} MB over 500 cycles"
 
 
@@ -349,18 +355,7 @@ def test_only_a_fit_in_the_main_thread_defers_sigint(monkeypatch):
 @pytest.mark.slow
 @linux_only
 def test_soak_5000_fit_predict_cycles_do_not_grow_memory():
-    configs = _cycle_configs()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        for i in range(100):
-            _cycle(configs, i)
-        gc.collect()
-        before = _rss_bytes()
-        for i in range(5000):
-            _cycle(configs, i)
-        gc.collect()
-        after = _rss_bytes()
-    growth = (after - before) / 2**20
+    growth = _rss_growth_mb(100, 5000)
     assert growth < 20, f"resident memory grew by {growth:.1f} MB over 5000 cycles"
 
 

@@ -578,33 +578,6 @@ cdef inline bint _exact_reciprocal(double divisor) noexcept nogil:
     return frexp(divisor, &exponent) == 0.5
 
 
-cdef void _add_scaled_divide(floating *G, const floating *W, intp n,
-                             double alpha, double divisor) noexcept nogil:
-    """G = (G + alpha * W) / divisor, or G = G / divisor when W is NULL.
-
-    With the usual batch sizes (powers of two, unweighted) the division is a
-    multiplication by the reciprocal, which gives exactly the same numbers and
-    avoids a division per element, the slowest arithmetic in these loops.
-    """
-    cdef intp j
-    cdef floating a = <floating>alpha
-    cdef floating s = <floating>divisor
-    cdef floating r = 1 / s
-    cdef bint exact = _exact_reciprocal(divisor) and <double>s == divisor
-    if W != NULL and exact:
-        for j in range(n):
-            G[j] = (G[j] + a * W[j]) * r
-    elif W != NULL:
-        for j in range(n):
-            G[j] = (G[j] + a * W[j]) / s
-    elif exact:
-        for j in range(n):
-            G[j] = G[j] * r
-    else:
-        for j in range(n):
-            G[j] = G[j] / s
-
-
 cdef double _penalty(const Net *net, const floating *theta) noexcept nogil:
     """sum_i ||W_i||^2 (the coefficients only)."""
     cdef intp i, size
@@ -615,28 +588,6 @@ cdef double _penalty(const Net *net, const floating *theta) noexcept nogil:
         penalty += _dot(<int>size, theta + net.coef_off[i], 1,
                         theta + net.coef_off[i], 1)
     return penalty
-
-
-cdef void _finish(const Net *net, const floating *theta,
-                  floating *grad, double alpha, double sw_sum) noexcept nogil:
-    """Add the L2 term and normalise the whole gradient, in place (L-BFGS).
-
-    grad_W = (G + alpha * W) / sw_sum;  grad_b = g / sw_sum;
-    grad_a = ga / sw_sum (PReLU slopes carry no penalty). (A training step
-    does the same inside the optimizer's loop: see Fin.)
-    """
-    cdef intp i, begin
-    for i in range(net.n_layers - 1):
-        begin = net.coef_off[i]
-        _add_scaled_divide(grad + begin, theta + begin if alpha != 0 else NULL,
-                           net.units[i] * net.units[i + 1], alpha, sw_sum)
-        begin = net.bias_off[i]
-        _add_scaled_divide(grad + begin, <floating *>NULL, net.units[i + 1],
-                           0, sw_sum)
-        if net.hidden_act == PRELU and i > 0:
-            begin = net.slope_off[i]
-            _add_scaled_divide(grad + begin, <floating *>NULL, net.units[i], 0,
-                               sw_sum)
 
 
 cdef inline double _regularised_loss(double loss_sum, double alpha,
@@ -692,6 +643,41 @@ cdef inline floating _finished(floating G, floating w, floating a, floating s,
     if exact:
         return G * r
     return G / s
+
+
+cdef void _finish_part(floating *grad, const floating *theta, intp n,
+                       Fin fin) noexcept nogil:
+    """grad = its finished value (see Fin), in place."""
+    cdef intp j
+    cdef floating a = <floating>fin.alpha
+    cdef floating s = <floating>fin.divisor
+    cdef floating r = 1 / s
+    cdef bint pen = fin.penalised
+    cdef bint ex = fin.exact
+    for j in range(n):
+        grad[j] = _finished(grad[j], theta[j], a, s, r, pen, ex)
+
+
+cdef void _finish(const Net *net, const floating *theta,
+                  floating *grad, double alpha, double sw_sum) noexcept nogil:
+    """Add the L2 term and normalise the whole gradient, in place (L-BFGS).
+
+    grad_W = (G + alpha * W) / sw_sum;  grad_b = g / sw_sum;
+    grad_a = ga / sw_sum (PReLU slopes carry no penalty). (A training step
+    does the same inside the optimizer's loop, without storing the result.)
+    """
+    cdef intp i, begin
+    cdef Fin weights = _fin_for(alpha, sw_sum, True)
+    cdef Fin plain = _fin_for(alpha, sw_sum, False)
+    for i in range(net.n_layers - 1):
+        begin = net.coef_off[i]
+        _finish_part(grad + begin, theta + begin, net.units[i] * net.units[i + 1],
+                     weights)
+        begin = net.bias_off[i]
+        _finish_part(grad + begin, theta + begin, net.units[i + 1], plain)
+        if net.hidden_act == PRELU and i > 0:
+            begin = net.slope_off[i]
+            _finish_part(grad + begin, theta + begin, net.units[i], plain)
 
 
 # Each update below finishes the gradient as it goes (see Fin), so the step
