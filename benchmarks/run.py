@@ -935,6 +935,15 @@ def _blas_entries(info):
     return [{k: e.get(k) for k in keep} for e in info]
 
 
+def _kernel_build():
+    """Which build of skmlp's kernels runs (skmlp._mlp_fast.variant)."""
+    try:
+        from skmlp import _mlp_fast
+    except ImportError:
+        return None
+    return getattr(_mlp_fast, "variant", "single build")
+
+
 def environment(args, torch_threads, with_torch):
     env_vars = {k: v for k, v in sorted(ENV_AT_START.items())
                 if k.startswith(("OPENBLAS", "OMP_", "MKL", "GOTO", "BLIS", "NVPL",
@@ -959,6 +968,7 @@ def environment(args, torch_threads, with_torch):
                      "joblib": __import__("joblib").__version__},
         "skmlp_source": os.environ.get("SKMLP_BENCH_SOURCE"),
         "skmlp_file": skmlp.__file__,
+        "skmlp_kernels": _kernel_build(),
         "git_commit": _git("rev-parse", "HEAD"),
         "git_branch": _git("rev-parse", "--abbrev-ref", "HEAD"),
         "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
@@ -1287,7 +1297,8 @@ def write_markdown(path, report):
     sb = env["blas"]["scipy_blas_used_by_skmlp"]
     lines.append(f"* skmlp {env['versions']['skmlp']} ({env['skmlp_source']}: "
                  f"`{env['skmlp_file']}`, commit {str(env['git_commit'])[:10]}"
-                 f"{' + local changes' if env['git_dirty'] else ''}), scikit-learn "
+                 f"{' + local changes' if env['git_dirty'] else ''}; "
+                 f"kernels: {env.get('skmlp_kernels') or '?'} build), scikit-learn "
                  f"{env['versions']['scikit-learn']}, numpy {env['versions']['numpy']}, "
                  f"scipy {env['versions']['scipy']}"
                  + (f", torch {env['versions']['torch']}" if "torch" in env["versions"]

@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+from skmlp import _mlp_fast
+
 from _helpers import child_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,6 +47,9 @@ def test_json_fields(quick_run):
         assert key in env, key
     for pkg in ("numpy", "scipy", "scikit-learn", "skmlp"):
         assert env["versions"][pkg]
+    # the build of the kernels that ran (the benchmark's child imports the
+    # installed skmlp like this session, with the same environment)
+    assert env["skmlp_kernels"] == _mlp_fast.variant
     blas = env["blas"]["scipy_blas_used_by_skmlp"]
     for key in ("internal_api", "architecture", "num_threads", "version", "filepath"):
         assert key in blas, key
@@ -82,6 +87,7 @@ def test_markdown_table(quick_run):
     assert "| case | dtype | skmlp s | sklearn s | torch s |" in markdown
     assert "target met?" in markdown
     assert "% BLAS" in markdown
+    assert f"kernels: {_mlp_fast.variant} build" in markdown
     rows = [line for line in markdown.splitlines() if line.startswith("| 2 ")]
     assert len(rows) == 2  # the main table and the BLAS view
     assert "float64" in rows[0] and "off" in rows[0]  # torch disabled

@@ -1,5 +1,8 @@
 """Compiled core of skmlp's multilayer perceptrons.
 
+(Included by ``_mlp_fast_generic.pyx`` and ``_mlp_fast_avx2.pyx``: the same
+kernels built for any CPU and for x86-64-v3; ``skmlp/_mlp_fast.py`` loads one.)
+
 Everything that touches every sample lives here: the forward pass, the loss and
 its output error, the backward pass, and the optimizer updates. The Python side
 (skmlp/_multilayer_perceptron.py) validates input and allocates every buffer once

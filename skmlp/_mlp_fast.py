@@ -1,0 +1,52 @@
+"""The compiled kernels, in the build this CPU runs fastest.
+
+The kernels' source (``src_cython/skmlp/_mlp_fast.pxi``) is compiled twice:
+``_mlp_fast_generic`` for any CPU of the architecture, and on x86-64 also
+``_mlp_fast_avx2`` with ``-march=x86-64-v3`` (AVX2), whose element-wise loops and
+optimizer updates do twice as much per instruction. Both round every operation
+alike (``-ffp-contract=off``): the models they train are bitwise the same
+(tests/test_kernel_variants.py). This module loads the AVX2 build where the CPU
+runs it and exposes its functions and types under one name, so the rest of
+skmlp (and a test that patches a kernel) sees one module.
+
+The environment variable ``SKMLP_KERNELS`` overrides the choice: ``generic``
+or ``avx2`` (an error if this CPU or build cannot run it); ``auto`` or unset
+for the default. ``variant`` says which build was loaded.
+"""
+import importlib
+import importlib.util
+import os
+
+from ._cpu import runs_x86_64_v3
+
+VARIANTS = ("generic", "avx2")
+
+
+def _available(name):
+    """(can this build be loaded here, why not)"""
+    if importlib.util.find_spec(f"skmlp._mlp_fast_{name}") is None:
+        return False, "skmlp was built without it (it is built on x86-64 only)"
+    if name == "avx2" and not runs_x86_64_v3():
+        return False, "this CPU does not run x86-64-v3 (AVX2) code"
+    return True, ""
+
+
+def _choose(requested):
+    if requested in ("", "auto"):
+        return "avx2" if _available("avx2")[0] else "generic"
+    if requested not in VARIANTS:
+        raise ImportError(
+            f"SKMLP_KERNELS={requested!r} is not a build of skmlp's kernels; "
+            f"use one of {', '.join(VARIANTS)} or auto."
+        )
+    ok, why = _available(requested)
+    if not ok:
+        raise ImportError(f"SKMLP_KERNELS={requested!r} cannot be loaded: {why}.")
+    return requested
+
+
+variant = _choose(os.environ.get("SKMLP_KERNELS", "auto").strip().lower())
+_impl = importlib.import_module(f"skmlp._mlp_fast_{variant}")
+globals().update(
+    {name: value for name, value in vars(_impl).items() if not name.startswith("__")}
+)
