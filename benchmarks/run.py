@@ -20,7 +20,6 @@ import datetime
 import gc
 import glob
 import json
-import math
 import os
 import platform
 import resource

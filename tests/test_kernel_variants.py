@@ -17,6 +17,7 @@ import importlib
 import os
 import subprocess
 import sys
+import tempfile
 import warnings
 
 import numpy as np
@@ -53,15 +54,19 @@ def test_the_default_is_the_widest_build_this_cpu_runs():
 
 
 def _variant_in_child(value):
+    """Import skmlp in a fresh interpreter with SKMLP_KERNELS=value (None: unset),
+    from an empty folder (so that it imports the skmlp under test, not a source
+    tree in the working directory)."""
     env = child_env()
     if value is None:
         env.pop("SKMLP_KERNELS", None)
     else:
         env["SKMLP_KERNELS"] = value
-    return subprocess.run(
-        [sys.executable, "-c", "import skmlp._mlp_fast as m; print(m.variant)"],
-        capture_output=True, text=True, env=env, timeout=120,
-    )
+    with tempfile.TemporaryDirectory() as cwd:
+        return subprocess.run(
+            [sys.executable, "-c", "import skmlp._mlp_fast as m; print(m.variant)"],
+            capture_output=True, text=True, env=env, cwd=cwd, timeout=120,
+        )
 
 
 @pytest.mark.parametrize("value", [None, "auto", " AUTO ", "generic", "avx2"])
