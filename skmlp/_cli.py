@@ -244,11 +244,12 @@ def build_parser(prog=None):
         epilog=f"'{prog} COMMAND --help' shows the options of a command. "
                "Nothing is ever downloaded.",
     )
-    from . import __version__
+    from . import __version__, _mlp_fast
 
     parser.add_argument(
         "--version", action="version",
-        version=f"skmlp {__version__} ({os.path.dirname(os.path.abspath(__file__))})",
+        version=f"skmlp {__version__} ({os.path.dirname(os.path.abspath(__file__))}; "
+                f"kernels: {_mlp_fast.variant} build)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 

@@ -28,7 +28,7 @@ from sklearn.model_selection import train_test_split
 
 import skmlp
 from skmlp import MLPClassifier, datasets
-from skmlp import _cli
+from skmlp import _cli, _mlp_fast
 from skmlp.__main__ import main
 from skmlp.datasets import IDX_FILES
 
@@ -96,9 +96,12 @@ def _main(argv):
 def test_subprocess_runs_the_package_under_test(tmp_path):
     proc = _run("--version", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    version, folder = re.fullmatch(r"skmlp (\S+) \((.*)\)\n", proc.stdout).groups()
+    version, folder, build = re.fullmatch(
+        r"skmlp (\S+) \((.*); kernels: (\w+) build\)\n", proc.stdout).groups()
     assert version == skmlp.__version__
     assert os.path.realpath(folder) == os.path.realpath(os.path.dirname(skmlp.__file__))
+    # the child inherits this session's environment (SKMLP_KERNELS included)
+    assert build == _mlp_fast.variant
 
 
 # --- train -------------------------------------------------------------------
