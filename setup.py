@@ -10,6 +10,10 @@ Environment switches:
 """
 import os
 import platform
+import shlex
+import subprocess
+import sysconfig
+import tempfile
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -46,10 +50,29 @@ if ASAN:
 
 # The kernels (src_cython/skmlp/_mlp_fast.pxi) are compiled twice: for any
 # x86-64 CPU, and for x86-64-v3 (AVX2), which skmlp._mlp_fast loads at run time
-# where the CPU has it. The flags above keep the two bitwise equal.
+# where the CPU has it (and where the compiler knows that level; else only the
+# first is built). The flags above keep the two bitwise equal.
+def _compiler_accepts(*flags):
+    """Does the C compiler the build will use compile an empty file with flags?"""
+    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write("int skmlp_probe(void) { return 0; }\n")
+        try:
+            proc = subprocess.run(
+                shlex.split(cc) + list(flags) + ["-c", src, "-o", src + ".o"],
+                capture_output=True,
+            )
+        except OSError:
+            return False
+    return proc.returncode == 0
+
+
+AVX2_FLAGS = ["-march=x86-64-v3", "-mtune=generic"]  # GCC >= 11, Clang >= 12
 variants = {"_blas": [], "_cpu": [], "_mlp_fast_generic": []}
-if X86_64:
-    variants["_mlp_fast_avx2"] = ["-march=x86-64-v3", "-mtune=generic"]
+if X86_64 and _compiler_accepts(*AVX2_FLAGS):
+    variants["_mlp_fast_avx2"] = AVX2_FLAGS
 
 extensions = [
     Extension(

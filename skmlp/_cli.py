@@ -149,6 +149,21 @@ def _split(text):
 # ---------------------------------------------------------------------------
 
 
+class _VersionAction(argparse.Action):
+    """argparse's "version" action without its line wrapping (an installation
+    path is often longer than the terminal): prints the line as it is."""
+
+    def __init__(self, option_strings, version, dest=argparse.SUPPRESS,
+                 default=argparse.SUPPRESS, help="show the version and exit"):
+        super().__init__(option_strings=option_strings, dest=dest,
+                         default=default, nargs=0, help=help)
+        self.version = version
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sys.stdout.write(self.version + "\n")
+        parser.exit()
+
+
 def _prog():
     return "python -m skmlp" if os.path.basename(sys.argv[0]) == "__main__.py" else "skmlp"
 
@@ -247,7 +262,7 @@ def build_parser(prog=None):
     from . import __version__, _mlp_fast
 
     parser.add_argument(
-        "--version", action="version",
+        "--version", action=_VersionAction,
         version=f"skmlp {__version__} ({os.path.dirname(os.path.abspath(__file__))}; "
                 f"kernels: {_mlp_fast.variant} build)",
     )

@@ -59,10 +59,10 @@ def _env(**extra):
     return env
 
 
-def _run(*args, cwd):
+def _run(*args, cwd, **env):
     return subprocess.run(
         [sys.executable, "-m", "skmlp", *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, timeout=300, env=_env(),
+        cwd=cwd, capture_output=True, text=True, timeout=300, env=_env(**env),
     )
 
 
@@ -94,7 +94,8 @@ def _main(argv):
 
 
 def test_subprocess_runs_the_package_under_test(tmp_path):
-    proc = _run("--version", cwd=tmp_path)
+    # one line on stdout, however narrow the terminal (argparse would wrap it)
+    proc = _run("--version", cwd=tmp_path, COLUMNS="20")
     assert proc.returncode == 0, proc.stderr
     version, folder, build = re.fullmatch(
         r"skmlp (\S+) \((.*); kernels: (\w+) build\)\n", proc.stdout).groups()
