@@ -48,10 +48,6 @@ if ASAN:
     compile_args += sanitize + ([] if DEBUG else ["-O1", "-g"])
     link_args += sanitize
 
-# The kernels (src_cython/skmlp/_mlp_fast.pxi) are compiled twice: for any
-# x86-64 CPU, and for x86-64-v3 (AVX2), which skmlp._mlp_fast loads at run time
-# where the CPU has it (and where the compiler knows that level; else only the
-# first is built). The flags above keep the two bitwise equal.
 def _compiler_accepts(*flags):
     """Does the C compiler the build will use compile an empty file with flags?"""
     cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
@@ -69,6 +65,10 @@ def _compiler_accepts(*flags):
     return proc.returncode == 0
 
 
+# The kernels (src_cython/skmlp/_mlp_fast.pxi) are compiled twice: for any
+# x86-64 CPU, and for x86-64-v3 (AVX2), which skmlp._mlp_fast loads at run time
+# where the CPU has it (and where the compiler knows that level; else only the
+# first is built). The flags above keep the two bitwise equal.
 AVX2_FLAGS = ["-march=x86-64-v3", "-mtune=generic"]  # GCC >= 11, Clang >= 12
 variants = {"_blas": [], "_cpu": [], "_mlp_fast_generic": []}
 if X86_64 and _compiler_accepts(*AVX2_FLAGS):

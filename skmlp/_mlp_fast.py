@@ -25,7 +25,8 @@ VARIANTS = ("generic", "avx2")
 def _available(name):
     """(can this build be loaded here, why not)"""
     if importlib.util.find_spec(f"skmlp._mlp_fast_{name}") is None:
-        return False, "skmlp was built without it (it is built on x86-64 only)"
+        return False, ("skmlp was built without it (it is built on x86-64, by a "
+                       "compiler that knows -march=x86-64-v3)")
     if name == "avx2" and not runs_x86_64_v3():
         return False, "this CPU does not run x86-64-v3 (AVX2) code"
     return True, ""

@@ -228,3 +228,37 @@ def test_builds_agree_on_weights_sparse_input_and_partial_fit(monkeypatch, digit
         _assert_bitwise_equal(a, b, (), ())
     for x, z in zip(out_a, out_b):
         np.testing.assert_array_equal(x, z)
+
+
+_WITHOUT_AVX2_BUILD = """
+import importlib.util, sys
+real = importlib.util.find_spec
+def find_spec(name, *args, **kwargs):
+    # as on a machine where setup.py built no AVX2 kernels (not x86-64, or an
+    # older compiler)
+    return None if name == "skmlp._mlp_fast_avx2" else real(name, *args, **kwargs)
+importlib.util.find_spec = find_spec
+try:
+    import skmlp._mlp_fast as m
+except ImportError as exc:
+    print("ImportError:", exc)
+else:
+    print(m.variant)
+"""
+
+
+@pytest.mark.parametrize("value", ["auto", "generic", "avx2"])
+def test_without_the_avx2_build_the_generic_one_loads(value):
+    env = child_env()
+    env["SKMLP_KERNELS"] = value
+    with tempfile.TemporaryDirectory() as cwd:
+        proc = subprocess.run([sys.executable, "-c", _WITHOUT_AVX2_BUILD],
+                              capture_output=True, text=True, env=env, cwd=cwd,
+                              timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    if value == "avx2":
+        assert proc.stdout.startswith(
+            "ImportError: SKMLP_KERNELS='avx2' cannot be loaded: skmlp was built "
+            "without it"), proc.stdout
+    else:
+        assert proc.stdout.strip() == "generic"
