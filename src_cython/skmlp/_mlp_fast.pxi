@@ -304,8 +304,8 @@ cdef intp _product_rows(int m, int n, int k, bint is_float) noexcept nogil:
 
 cdef intp _product(const Net *net, BLAS_Trans ta, int m, int n, int k,
                    const floating *A, int lda, const floating *B,
-                   floating beta, floating *C) noexcept nogil:
-    """C (m, n) = op(A) @ B (+ beta * C): _gemm, or several _gemm calls over
+                   floating alpha, floating beta, floating *C) noexcept nogil:
+    """C (m, n) = alpha * op(A) @ B + beta * C: _gemm, or several _gemm calls over
     blocks of C's rows when that lets OpenBLAS use its small-matrix kernels.
     Returns the number of calls.
 
@@ -315,12 +315,12 @@ cdef intp _product(const Net *net, BLAS_Trans ta, int m, int n, int k,
     cdef intp rows = _product_rows(m, n, k, floating is float) if net.split_products else 0
     cdef intp r0 = 0, rn, calls = 0
     if rows == 0:
-        _gemm(ta, NoTrans, m, n, k, <floating>1, A, lda, B, n, beta, C, n)
+        _gemm(ta, NoTrans, m, n, k, alpha, A, lda, B, n, beta, C, n)
         return 1
     while r0 < m:
         rn = rows if r0 + rows <= m else m - r0
         # rows r0.. of op(A): rows of A, or columns of A when transposed
-        _gemm(ta, NoTrans, <int>rn, n, k, <floating>1,
+        _gemm(ta, NoTrans, <int>rn, n, k, alpha,
               A + (r0 if ta == Trans else r0 * lda), lda, B, n, beta,
               C + r0 * n, n)
         r0 += rn
@@ -339,7 +339,8 @@ def _py_product(bint split, bint trans_a, const floating[:, ::1] A,
     if B.shape[0] != k or C.shape[0] != m or C.shape[1] != B.shape[1]:
         raise ValueError("shapes do not match")
     return _product(&net, Trans if trans_a else NoTrans, m, <int>B.shape[1], k,
-                    &A[0, 0], <int>A.shape[1], &B[0, 0], <floating>beta, &C[0, 0])
+                    &A[0, 0], <int>A.shape[1], &B[0, 0], <floating>1, <floating>beta,
+                    &C[0, 0])
 
 
 cdef void _forward(const Net *net, const floating *theta, const floating *X,
@@ -371,12 +372,12 @@ cdef void _forward(const Net *net, const floating *theta, const floating *X,
             else:
                 # Z = X @ W
                 _product(net, NoTrans, <int>n, <int>fan_out, <int>fan_in,
-                         X, <int>fan_in, W, <floating>0, Z)
+                         X, <int>fan_in, W, <floating>1, <floating>0, Z)
         else:
             A = act + net.act_off[i]
             # Z = A @ W
             _product(net, NoTrans, <int>n, <int>fan_out, <int>fan_in,
-                     A, <int>fan_in, W, <floating>0, Z)
+                     A, <int>fan_in, W, <floating>1, <floating>0, Z)
         hidden = i < net.n_layers - 2
         code = net.hidden_act if hidden else net.out_act
         if hidden and code == PRELU:
@@ -497,12 +498,19 @@ cdef inline void _sum_rows(const floating *D, intp n_rows, intp n_cols,
 cdef void _backward(const Net *net, const floating *theta, const floating *X,
                     Rows rows, const floating *act, floating *delta,
                     const floating *aux, const floating *mask,
-                    floating *grad, bint accumulate) noexcept nogil:
+                    floating *grad, bint accumulate, floating *step_theta,
+                    floating step_scale, floating step_decay) noexcept nogil:
     """Unnormalised gradients: G_i (+)= A_i.T @ D_{i+1}, g_i (+)= D_{i+1}.sum(0),
     and for PReLU the slopes' gradient (+)= (dL/dA * min(Z, 0)).sum(0).
 
     ``delta`` must hold the output error; deltas of the hidden layers are
     computed here. The delta of the input layer is never computed.
+
+    With ``step_theta`` (theta itself, writable; dense input, no
+    accumulation) the coefficients take their momentum-0 SGD step here
+    instead of having G stored: W_i = step_decay * W_i + step_scale * A_i.T @ D,
+    one product that also applies the step, right after W_i's last use (the
+    delta of layer i). The caller steps the biases and slopes afterwards.
     """
     cdef intp i, r, j, fan_in, fan_out, n = rows.n
     cdef const floating *A
@@ -516,6 +524,7 @@ cdef void _backward(const Net *net, const floating *theta, const floating *X,
     cdef floating *ga
     cdef bint dropped
     cdef bint summed = False  # g of this layer already summed (with act')
+    cdef bint fused = step_theta != NULL
     for i in range(net.n_layers - 2, -1, -1):
         fan_in = net.units[i]
         fan_out = net.units[i + 1]
@@ -526,16 +535,22 @@ cdef void _backward(const Net *net, const floating *theta, const floating *X,
             if not accumulate:
                 memset(G, 0, fan_in * fan_out * sizeof(floating))
             _sparse_grad(X, rows, D, fan_out, G)
-        else:
+        elif not fused:
             A = X if i == 0 else act + net.act_off[i]
             # G = A.T @ D  (+ G when accumulating)
             _product(net, Trans, <int>fan_in, <int>fan_out, <int>n,
-                     A, <int>fan_in, D, <floating>(1 if accumulate else 0), G)
+                     A, <int>fan_in, D, <floating>1,
+                     <floating>(1 if accumulate else 0), G)
         if not summed:
             # g = D.sum(axis=0)  (+ g when accumulating)
             _sum_rows(D, n, fan_out, g, accumulate)
         summed = False
         if i == 0:
+            if fused:
+                # W_0 = decay * W_0 + scale * X.T @ D   (the step of W_0)
+                _product(net, Trans, <int>fan_in, <int>fan_out, <int>n,
+                         X, <int>fan_in, D, step_scale, step_decay,
+                         step_theta + net.coef_off[0])
             break
         # Delta of hidden layer i.
         W = theta + net.coef_off[i]
@@ -544,6 +559,11 @@ cdef void _backward(const Net *net, const floating *theta, const floating *X,
         _gemm(NoTrans, Trans, <int>n, <int>fan_in, <int>fan_out,
               <floating>1, D, <int>fan_out, W, <int>fan_out,
               <floating>0, Dp, <int>fan_in)
+        if fused:
+            # W_i = decay * W_i + scale * A_i.T @ D   (its last use was above)
+            _product(net, Trans, <int>fan_in, <int>fan_out, <int>n,
+                     act + net.act_off[i], <int>fan_in, D, step_scale,
+                     step_decay, step_theta + net.coef_off[i])
         dropped = net.dropout != NULL and net.dropout[i] > 0
         if dropped:
             # Dp *= mask   (the gradient with respect to A_i before dropout)
@@ -880,13 +900,16 @@ cdef enum:
 
 cdef double _step(const Net *net, const Opt *opt, floating *theta,
                   const floating *grad, floating *state_1, floating *state_2,
-                  double alpha, double sw_sum, long long t) noexcept nogil:
+                  double alpha, double sw_sum, long long t,
+                  bint coefs_done) noexcept nogil:
     """One optimizer step from the raw gradient sums of a batch: for each
     coefficient, bias and slope part of the vector, its finished gradient
     (with the L2 term on coefficients) and the update, in one pass.
 
     Returns sum_i ||W_i||^2 of the coefficients before the step when alpha
-    != 0 (else 0), for the batch's loss.
+    != 0 (else 0), for the batch's loss. With ``coefs_done`` the coefficients
+    have taken their step already (_backward's fused SGD step): only the
+    biases and slopes are stepped, and 0 is returned.
     """
     cdef intp i, begin, end, lo, hi
     cdef double penalty = 0
@@ -895,7 +918,7 @@ cdef double _step(const Net *net, const Opt *opt, floating *theta,
     for i in range(net.n_layers - 1):
         begin = net.coef_off[i]
         end = begin + net.units[i] * net.units[i + 1]
-        lo = begin
+        lo = end if coefs_done else begin
         while lo < end:
             hi = lo + STEP_CHUNK if lo + STEP_CHUNK < end else end
             if alpha != 0:
@@ -909,6 +932,21 @@ cdef double _step(const Net *net, const Opt *opt, floating *theta,
             begin = net.slope_off[i]
             _update_part(opt, theta, grad, state_1, state_2, begin,
                          begin + net.units[i], plain, t)
+    return penalty
+
+
+cdef double _step_penalty(const Net *net, const floating *theta) noexcept nogil:
+    """sum_i ||W_i||^2 summed in _step's order (chunk by chunk), for a step
+    whose coefficients are updated elsewhere (the fused SGD step)."""
+    cdef intp i, lo, hi, end
+    cdef double penalty = 0
+    for i in range(net.n_layers - 1):
+        lo = net.coef_off[i]
+        end = lo + net.units[i] * net.units[i + 1]
+        while lo < end:
+            hi = lo + STEP_CHUNK if lo + STEP_CHUNK < end else end
+            penalty += _dot(<int>(hi - lo), theta + lo, 1, theta + lo, 1)
+            lo = hi
     return penalty
 
 
@@ -1012,6 +1050,27 @@ cdef inline void _prefetch_row(const void *row, size_t nbytes) noexcept nogil:
         off += CACHE_LINE
 
 
+cdef intp _last_step_start(const intp[::1] order, intp batch_size,
+                           const floating[::1] sample_weight) noexcept nogil:
+    """Start of the epoch's last batch that takes a step: the last batch, or
+    with sample weights the last one whose weights do not sum to 0."""
+    cdef intp n = order.shape[0]
+    cdef intp start = ((n - 1) // batch_size) * batch_size if n > 0 else 0
+    cdef intp stop = n, r
+    cdef double total
+    if sample_weight.shape[0] == 0:
+        return start
+    while start >= 0:
+        total = 0
+        for r in range(start, stop):
+            total += sample_weight[order[r]]
+        if total != 0:
+            return start
+        stop = start
+        start -= batch_size
+    return -1
+
+
 def _train_epoch(
     NetSpec spec,
     double alpha,
@@ -1071,8 +1130,7 @@ def _train_epoch(
     cdef Opt opt
     opt.solver, opt.lr, opt.momentum, opt.nesterov, opt.beta_1, opt.beta_2, \
         opt.epsilon, opt.rho, opt.weight_decay = opt_params
-    # unweighted, every batch takes a step, so the last batch's is the last
-    opt.store_velocity = sample_weight.shape[0] > 0
+    opt.store_velocity = False
     cdef Rows rows = _make_rows(sparse, X_indices, X_indptr)
     cdef intp n_samples = order.shape[0]
     cdef intp n_features = net.units[0]
@@ -1086,6 +1144,12 @@ def _train_epoch(
     cdef intp start, stop, n, r, idx
     cdef double batch_loss, sw_sum, penalty, accumulated = 0
     cdef unsigned long fp_state
+    # Momentum-0 SGD on dense input steps the coefficients inside the
+    # backward pass (see _backward), except at the epoch's last step, which
+    # also stores the velocity. The two round differently, at the last bit.
+    cdef bint fuse = (opt.solver == SGD and opt.momentum == 0 and not sparse)
+    cdef bint fused
+    cdef intp last_start = _last_step_start(order, batch_size, sample_weight)
 
     with nogil:
         fp_state = skmlp_ftz_on()
@@ -1149,14 +1213,19 @@ def _train_epoch(
             _forward(&net, &theta[0], Xb, rows, &act[0], _buf_ptr(aux),
                      _buf_ptr(mask))
             batch_loss = _loss_output_delta(&net, Yb, swb, n, &act[0], &delta[0])
+            # the epoch's last step stores the velocity (see _sgd_update)
+            opt.store_velocity = start == last_start
+            fused = fuse and not opt.store_velocity
+            penalty = _step_penalty(&net, &theta[0]) if fused and alpha != 0 else 0
             _backward(&net, &theta[0], Xb, rows, &act[0], &delta[0],
-                      _buf_ptr(aux), _buf_ptr(mask), &grad[0], False)
+                      _buf_ptr(aux), _buf_ptr(mask), &grad[0], False,
+                      &theta[0] if fused else NULL,
+                      <floating>(-opt.lr / sw_sum),
+                      <floating>(1 - opt.lr * alpha / sw_sum))
             t += 1
-            if stop == n_samples:
-                opt.store_velocity = True
-            penalty = _step(&net, &opt, &theta[0], &grad[0], &state_1[0],
-                            &state_2[0] if state_2.shape[0] > 0 else NULL,
-                            alpha, sw_sum, t)
+            penalty += _step(&net, &opt, &theta[0], &grad[0], &state_1[0],
+                             &state_2[0] if state_2.shape[0] > 0 else NULL,
+                             alpha, sw_sum, t, fused)
             accumulated += _regularised_loss(batch_loss, alpha, penalty, sw_sum) * n
             start = stop
         skmlp_ftz_restore(fp_state)
@@ -1223,7 +1292,8 @@ def _loss_grad(
                                            &act[0], &delta[0])
             if with_grad:
                 _backward(&net, &theta[0], Xb, rows, &act[0], &delta[0],
-                          _buf_ptr(aux), _buf_ptr(mask), &grad[0], start > 0)
+                          _buf_ptr(aux), _buf_ptr(mask), &grad[0], start > 0,
+                          NULL, 0, 0)
             start = stop
         if weighted:
             for r in range(n_samples):
