@@ -53,20 +53,22 @@ def test_the_default_is_the_widest_build_this_cpu_runs():
     assert mlp_module._mlp_fast is _mlp_fast
 
 
-def _variant_in_child(value):
-    """Import skmlp in a fresh interpreter with SKMLP_KERNELS=value (None: unset),
+def _in_child(code, kernels):
+    """Run code in a fresh interpreter with SKMLP_KERNELS=kernels (None: unset),
     from an empty folder (so that it imports the skmlp under test, not a source
-    tree in the working directory)."""
+    tree in the working directory); the CompletedProcess."""
     env = child_env()
-    if value is None:
+    if kernels is None:
         env.pop("SKMLP_KERNELS", None)
     else:
-        env["SKMLP_KERNELS"] = value
+        env["SKMLP_KERNELS"] = kernels
     with tempfile.TemporaryDirectory() as cwd:
-        return subprocess.run(
-            [sys.executable, "-c", "import skmlp._mlp_fast as m; print(m.variant)"],
-            capture_output=True, text=True, env=env, cwd=cwd, timeout=120,
-        )
+        return subprocess.run([sys.executable, "-c", code], capture_output=True,
+                              text=True, env=env, cwd=cwd, timeout=120)
+
+
+def _variant_in_child(value):
+    return _in_child("import skmlp._mlp_fast as m; print(m.variant)", value)
 
 
 @pytest.mark.parametrize("value", [None, "auto", " AUTO ", "generic", "avx2"])
@@ -111,14 +113,19 @@ def _on_build(monkeypatch, name, func):
             return func()
 
 
-def _assert_bitwise_equal(a, b, outputs_a, outputs_b):
-    assert a._theta.dtype == b._theta.dtype
-    np.testing.assert_array_equal(a._theta, b._theta)
-    assert_same_optimizer_state(a, b)
-    assert getattr(a, "loss_curve_", None) == getattr(b, "loss_curve_", None)
-    assert a.loss_ == b.loss_
-    assert a.n_iter_ == b.n_iter_
-    for x, y in zip(outputs_a, outputs_b):
+def _assert_both_builds_agree(monkeypatch, run):
+    """run() -> (fitted estimators, their outputs), once on each build: the
+    estimators' state and the outputs must be bitwise the same."""
+    models_a, outputs_a = _on_build(monkeypatch, "generic", run)
+    models_b, outputs_b = _on_build(monkeypatch, "avx2", run)
+    for a, b in zip(models_a, models_b, strict=True):
+        assert a._theta.dtype == b._theta.dtype
+        np.testing.assert_array_equal(a._theta, b._theta)
+        assert_same_optimizer_state(a, b)
+        assert getattr(a, "loss_curve_", None) == getattr(b, "loss_curve_", None)
+        assert a.loss_ == b.loss_
+        assert a.n_iter_ == b.n_iter_
+    for x, y in zip(outputs_a, outputs_b, strict=True):
         np.testing.assert_array_equal(x, y)
 
 
@@ -162,11 +169,9 @@ def test_builds_train_the_same_classifier(monkeypatch, digits, params, dtype):
 
     def run():
         est = MLPClassifier(**kw).fit(X, y)
-        return est, (est.predict_proba(X),)
+        return [est], [est.predict_proba(X)]
 
-    a, out_a = _on_build(monkeypatch, "generic", run)
-    b, out_b = _on_build(monkeypatch, "avx2", run)
-    _assert_bitwise_equal(a, b, out_a, out_b)
+    _assert_both_builds_agree(monkeypatch, run)
 
 
 REGRESSOR_CASES = [
@@ -190,11 +195,9 @@ def test_builds_train_the_same_regressor(monkeypatch, digits, params, dtype):
 
     def run():
         est = MLPRegressor(**kw).fit(X, Y)
-        return est, (est.predict(X),)
+        return [est], [est.predict(X)]
 
-    a, out_a = _on_build(monkeypatch, "generic", run)
-    b, out_b = _on_build(monkeypatch, "avx2", run)
-    _assert_bitwise_equal(a, b, out_a, out_b)
+    _assert_both_builds_agree(monkeypatch, run)
 
 
 @needs_avx2
@@ -219,15 +222,10 @@ def test_builds_agree_on_weights_sparse_input_and_partial_fit(monkeypatch, digit
         for start in range(0, X.shape[0], 100):
             incremental.partial_fit(X[start:start + 100], y[start:start + 100],
                                     classes=classes)
-        models = (weighted, sparse, incremental)
-        return models, tuple(m.predict_proba(X) for m in models)
+        models = [weighted, sparse, incremental]
+        return models, [m.predict_proba(X) for m in models]
 
-    models_a, out_a = _on_build(monkeypatch, "generic", run)
-    models_b, out_b = _on_build(monkeypatch, "avx2", run)
-    for a, b in zip(models_a, models_b):
-        _assert_bitwise_equal(a, b, (), ())
-    for x, z in zip(out_a, out_b):
-        np.testing.assert_array_equal(x, z)
+    _assert_both_builds_agree(monkeypatch, run)
 
 
 _WITHOUT_AVX2_BUILD = """
@@ -249,12 +247,7 @@ else:
 
 @pytest.mark.parametrize("value", ["auto", "generic", "avx2"])
 def test_without_the_avx2_build_the_generic_one_loads(value):
-    env = child_env()
-    env["SKMLP_KERNELS"] = value
-    with tempfile.TemporaryDirectory() as cwd:
-        proc = subprocess.run([sys.executable, "-c", _WITHOUT_AVX2_BUILD],
-                              capture_output=True, text=True, env=env, cwd=cwd,
-                              timeout=120)
+    proc = _in_child(_WITHOUT_AVX2_BUILD, value)
     assert proc.returncode == 0, proc.stderr
     if value == "avx2":
         assert proc.stdout.startswith(

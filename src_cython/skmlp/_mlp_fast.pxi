@@ -514,7 +514,6 @@ cdef void _backward(const Net *net, const floating *theta, const floating *X,
     """
     cdef intp i, r, j, fan_in, fan_out, n = rows.n
     cdef const floating *A
-    cdef const floating *W
     cdef floating *D
     cdef floating *Dp
     cdef floating *G
@@ -545,25 +544,20 @@ cdef void _backward(const Net *net, const floating *theta, const floating *X,
             # g = D.sum(axis=0)  (+ g when accumulating)
             _sum_rows(D, n, fan_out, g, accumulate)
         summed = False
-        if i == 0:
-            if fused:
-                # W_0 = decay * W_0 + scale * X.T @ D   (the step of W_0)
-                _product(net, Trans, <int>fan_in, <int>fan_out, <int>n,
-                         X, <int>fan_in, D, step_scale, step_decay,
-                         step_theta + net.coef_off[0])
-            break
-        # Delta of hidden layer i.
-        W = theta + net.coef_off[i]
         Dp = delta + net.act_off[i]
-        # Dp = D @ W.T   (the gradient with respect to A_i)
-        _gemm(NoTrans, Trans, <int>n, <int>fan_in, <int>fan_out,
-              <floating>1, D, <int>fan_out, W, <int>fan_out,
-              <floating>0, Dp, <int>fan_in)
+        if i > 0:
+            # Delta of hidden layer i: Dp = D @ W.T   (the gradient with
+            # respect to A_i), the last use of W_i
+            _gemm(NoTrans, Trans, <int>n, <int>fan_in, <int>fan_out,
+                  <floating>1, D, <int>fan_out, theta + net.coef_off[i],
+                  <int>fan_out, <floating>0, Dp, <int>fan_in)
         if fused:
-            # W_i = decay * W_i + scale * A_i.T @ D   (its last use was above)
+            # W_i = decay * W_i + scale * A_i.T @ D   (the step of W_i)
             _product(net, Trans, <int>fan_in, <int>fan_out, <int>n,
-                     act + net.act_off[i], <int>fan_in, D, step_scale,
-                     step_decay, step_theta + net.coef_off[i])
+                     X if i == 0 else act + net.act_off[i], <int>fan_in, D,
+                     step_scale, step_decay, step_theta + net.coef_off[i])
+        if i == 0:
+            break
         dropped = net.dropout != NULL and net.dropout[i] > 0
         if dropped:
             # Dp *= mask   (the gradient with respect to A_i before dropout)
