@@ -486,3 +486,39 @@ def test_momentum_zero_velocity_is_the_last_step(weighting, how):
     np.testing.assert_allclose(velocity, tiny._optimizer.state_1, rtol=1e-9,
                                atol=1e-15)
     np.testing.assert_allclose(plain._theta, tiny._theta, rtol=1e-12, atol=1e-15)
+    # the loss of each batch includes the L2 term of the coefficients before
+    # their step
+    np.testing.assert_allclose(plain.loss_curve_, tiny.loss_curve_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype, decay, rtol", [
+    # float32: a decay of 1e-8 per step is below float32's resolution at 1
+    # (1 - 1e-8 rounds to 1), so a decay factor rounded to float32 is lost
+    (np.float32, 1e-8, 2e-7),
+    (np.float64, 1e-8, 1e-13),
+    # strong decays take the scale below MIN_COEF_SCALE (the kernel then
+    # folds it into the product's beta) and a factor d = 1 - decay <= 0
+    (np.float64, 0.01, 1e-12),
+    (np.float64, 1.5, 1e-12),
+])
+def test_momentum_zero_weight_decay_is_exact(dtype, decay, rtol):
+    """Momentum-0 SGD on dense input keeps the L2 decay of the coefficients,
+    W = (1 - lr * alpha / n) * W per step, as a factor in double beside theta
+    and folds it in at the end of the epoch (see _train_epoch). With the
+    input all 0 the first layer's gradient is 0 and its weights only decay:
+    after k steps they are W0 * (1 - lr * alpha / n) ** k. In float32 the
+    epoch's last step (the optimizer loop's float32 formula) loses a decay of
+    1e-8, as scikit-learn's does; the other steps must not."""
+    n_rows, batch = 16 * 257, 16
+    X = np.zeros((n_rows, N_FEATURES), dtype=dtype)
+    y = np.random.RandomState(0).uniform(-0.1, 0.1, n_rows).astype(dtype)
+    lr = 0.01
+    est = _estimator("sgd", hidden=(4,), batch_size=batch, max_iter=1,
+                     learning_rate_init=lr, alpha=decay * batch / lr)
+    fit_quietly(est, X, y)
+    W0 = initial_theta(est._layer_units, "tanh", SEED)[:N_FEATURES * 4]
+    steps = 257 - (1 if dtype == np.float32 else 0)
+    expected = W0.astype(dtype).astype(np.float64) * (1 - decay) ** steps
+    assert est.coefs_[0].dtype == dtype
+    got = est.coefs_[0].ravel().astype(np.float64)
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=0)

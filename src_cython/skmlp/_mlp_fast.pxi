@@ -91,6 +91,10 @@ cdef struct Net:
     double negative_slope   # of leaky_relu
     double huber_delta
     bint split_products     # see _product
+    # theta holds the coefficients divided by this factor (the weight decay
+    # of the fused SGD step, applied lazily, see _train_epoch); 1 elsewhere.
+    # Products with W multiply by it; biases and slopes are not scaled.
+    double coef_scale
 
 
 cdef struct Rows:
@@ -338,6 +342,7 @@ def _py_product(bint split, bint trans_a, const floating[:, ::1] A,
     cdef int k = A.shape[0] if trans_a else A.shape[1]
     if B.shape[0] != k or C.shape[0] != m or C.shape[1] != B.shape[1]:
         raise ValueError("shapes do not match")
+    net.coef_scale = 1
     return _product(&net, Trans if trans_a else NoTrans, m, <int>B.shape[1], k,
                     &A[0, 0], <int>A.shape[1], &B[0, 0], <floating>1, <floating>beta,
                     &C[0, 0])
@@ -368,16 +373,18 @@ cdef void _forward(const Net *net, const floating *theta, const floating *X,
         Z = act + net.act_off[i + 1]
         if i == 0:
             if rows.sparse:
+                # (coef_scale is 1: the fused step is for dense input only)
                 _sparse_matmul(X, rows, W, fan_out, Z)
             else:
                 # Z = X @ W
                 _product(net, NoTrans, <int>n, <int>fan_out, <int>fan_in,
-                         X, <int>fan_in, W, <floating>1, <floating>0, Z)
+                         X, <int>fan_in, W, <floating>net.coef_scale,
+                         <floating>0, Z)
         else:
             A = act + net.act_off[i]
             # Z = A @ W
             _product(net, NoTrans, <int>n, <int>fan_out, <int>fan_in,
-                     A, <int>fan_in, W, <floating>1, <floating>0, Z)
+                     A, <int>fan_in, W, <floating>net.coef_scale, <floating>0, Z)
         hidden = i < net.n_layers - 2
         code = net.hidden_act if hidden else net.out_act
         if hidden and code == PRELU:
@@ -499,7 +506,7 @@ cdef void _backward(const Net *net, const floating *theta, const floating *X,
                     Rows rows, const floating *act, floating *delta,
                     const floating *aux, const floating *mask,
                     floating *grad, bint accumulate, floating *step_theta,
-                    floating step_scale, floating step_decay) noexcept nogil:
+                    floating step_alpha, floating step_beta) noexcept nogil:
     """Unnormalised gradients: G_i (+)= A_i.T @ D_{i+1}, g_i (+)= D_{i+1}.sum(0),
     and for PReLU the slopes' gradient (+)= (dL/dA * min(Z, 0)).sum(0).
 
@@ -508,9 +515,11 @@ cdef void _backward(const Net *net, const floating *theta, const floating *X,
 
     With ``step_theta`` (theta itself, writable; dense input, no
     accumulation) the coefficients take their momentum-0 SGD step here
-    instead of having G stored: W_i = step_decay * W_i + step_scale * A_i.T @ D,
-    one product that also applies the step, right after W_i's last use (the
-    delta of layer i). The caller steps the biases and slopes afterwards.
+    instead of having G stored: V_i = step_beta * V_i + step_alpha * A_i.T @ D
+    for the stored coefficients V_i (W_i / net.coef_scale), one product that
+    also applies the step, right after W_i's last use (the delta of layer i).
+    The caller chooses alpha and beta (see _train_epoch) and steps the biases
+    and slopes afterwards.
     """
     cdef intp i, r, j, fan_in, fan_out, n = rows.n
     cdef const floating *A
@@ -549,13 +558,13 @@ cdef void _backward(const Net *net, const floating *theta, const floating *X,
             # Delta of hidden layer i: Dp = D @ W.T   (the gradient with
             # respect to A_i), the last use of W_i
             _gemm(NoTrans, Trans, <int>n, <int>fan_in, <int>fan_out,
-                  <floating>1, D, <int>fan_out, theta + net.coef_off[i],
+                  <floating>net.coef_scale, D, <int>fan_out, theta + net.coef_off[i],
                   <int>fan_out, <floating>0, Dp, <int>fan_in)
         if fused:
-            # W_i = decay * W_i + scale * A_i.T @ D   (the step of W_i)
+            # V_i = beta * V_i + alpha * A_i.T @ D   (the step of W_i)
             _product(net, Trans, <int>fan_in, <int>fan_out, <int>n,
                      X if i == 0 else act + net.act_off[i], <int>fan_in, D,
-                     step_scale, step_decay, step_theta + net.coef_off[i])
+                     step_alpha, step_beta, step_theta + net.coef_off[i])
         if i == 0:
             break
         dropped = net.dropout != NULL and net.dropout[i] > 0
@@ -1004,6 +1013,7 @@ cdef class NetSpec:
         net.negative_slope = self.negative_slope
         net.huber_delta = self.huber_delta
         net.split_products = self.split_products
+        net.coef_scale = 1
         return net
 
 
@@ -1063,6 +1073,34 @@ cdef intp _last_step_start(const intp[::1] order, intp batch_size,
         stop = start
         start -= batch_size
     return -1
+
+
+# The fused SGD step with L2 decays W to d * W, d = 1 - lr * alpha / n, at
+# every step. As the product's beta that would cost a pass of the BLAS over W
+# before each product (OpenBLAS scales C by beta separately unless beta is 1 or
+# 0), and d would be rounded to float32 (below 6e-8, as with scikit-learn's
+# float32 defaults, to 1: no decay at all). Instead theta holds V = W / c and
+# the decay goes into the scalar c (net.coef_scale, a double): the step is
+# V = V + (step / c') A.T @ D with c' = c * d and beta 1, and the products that
+# read W multiply by c. c is folded back into theta (_fold_coef_scale) before
+# a step that is not fused and at the end of the epoch; and a step that would
+# take it below MIN_COEF_SCALE (a strong decay) uses beta = c * d and resets it
+# to 1 instead, so that V never grows far beyond W.
+cdef double MIN_COEF_SCALE = 0.5
+
+
+cdef void _fold_coef_scale(Net *net, floating *theta) noexcept nogil:
+    """theta's coefficients *= net.coef_scale, which becomes 1."""
+    cdef intp i, j, begin, end
+    cdef double c = net.coef_scale
+    if c == 1:
+        return
+    for i in range(net.n_layers - 1):
+        begin = net.coef_off[i]
+        end = begin + net.units[i] * net.units[i + 1]
+        for j in range(begin, end):
+            theta[j] = <floating>(theta[j] * c)
+    net.coef_scale = 1
 
 
 def _train_epoch(
@@ -1143,6 +1181,7 @@ def _train_epoch(
     # also stores the velocity. The two round differently, at the last bit.
     cdef bint fuse = (opt.solver == SGD and opt.momentum == 0 and not sparse)
     cdef bint fused
+    cdef double scale_after, step_alpha = 0, step_beta = 0
     cdef intp last_start = _last_step_start(order, batch_size, sample_weight)
 
     with nogil:
@@ -1204,24 +1243,42 @@ def _train_epoch(
                 start = stop
                 continue
 
-            _forward(&net, &theta[0], Xb, rows, &act[0], _buf_ptr(aux),
-                     _buf_ptr(mask))
-            batch_loss = _loss_output_delta(&net, Yb, swb, n, &act[0], &delta[0])
             # the epoch's last step stores the velocity (see _sgd_update)
             opt.store_velocity = start == last_start
             fused = fuse and not opt.store_velocity
-            penalty = _step_penalty(&net, &theta[0]) if fused and alpha != 0 else 0
+            if not fused:
+                _fold_coef_scale(&net, &theta[0])
+            _forward(&net, &theta[0], Xb, rows, &act[0], _buf_ptr(aux),
+                     _buf_ptr(mask))
+            batch_loss = _loss_output_delta(&net, Yb, swb, n, &act[0], &delta[0])
+            penalty = 0
+            if fused:
+                if alpha != 0:
+                    penalty = (net.coef_scale * net.coef_scale
+                               * _step_penalty(&net, &theta[0]))
+                # W = d * W - (lr / n) * A.T @ D with W = c * V (see
+                # MIN_COEF_SCALE): V += (-lr / n / c') * A.T @ D, c' = c * d
+                scale_after = net.coef_scale * (1 - opt.lr * alpha / sw_sum)
+                if scale_after >= MIN_COEF_SCALE:
+                    step_alpha = -opt.lr / sw_sum / scale_after
+                    step_beta = 1
+                else:
+                    step_alpha = -opt.lr / sw_sum
+                    step_beta = scale_after
+                    scale_after = 1
             _backward(&net, &theta[0], Xb, rows, &act[0], &delta[0],
                       _buf_ptr(aux), _buf_ptr(mask), &grad[0], False,
                       &theta[0] if fused else NULL,
-                      <floating>(-opt.lr / sw_sum),
-                      <floating>(1 - opt.lr * alpha / sw_sum))
+                      <floating>step_alpha, <floating>step_beta)
+            if fused:
+                net.coef_scale = scale_after
             t += 1
             penalty += _step(&net, &opt, &theta[0], &grad[0], &state_1[0],
                              &state_2[0] if state_2.shape[0] > 0 else NULL,
                              alpha, sw_sum, t, fused)
             accumulated += _regularised_loss(batch_loss, alpha, penalty, sw_sum) * n
             start = stop
+        _fold_coef_scale(&net, &theta[0])
         skmlp_ftz_restore(fp_state)
     return accumulated, t
 
