@@ -74,8 +74,8 @@ def select_skmlp(mode):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description="Benchmark skmlp against scikit-learn and PyTorch.")
-    p.add_argument("--cases", default="1,2,3,4,5,6,7,8",
-                   help="comma-separated case numbers (default: all, 1-8), or 'scaling': "
+    p.add_argument("--cases", default="1,2,3,4,5,6,7,8,9",
+                   help="comma-separated case numbers (default: all, 1-9), or 'scaling': "
                         "only the n_jobs scaling measurement of case 6, written to "
                         "<output>/scaling.json and scaling.md")
     p.add_argument("--dtypes", default="float32,float64",
@@ -118,9 +118,9 @@ def parse_args(argv=None):
         args.case_ids = sorted({int(c) for c in args.cases.split(",") if c.strip()})
     except ValueError:
         p.error(f"--cases: expected numbers like 1,2,5, got {args.cases!r}")
-    bad = [c for c in args.case_ids if c not in range(1, 9)]
+    bad = [c for c in args.case_ids if c not in range(1, 10)]
     if bad or not args.case_ids:
-        p.error(f"--cases: cases are 1..8, got {args.cases!r}")
+        p.error(f"--cases: cases are 1..9, got {args.cases!r}")
     args.dtype_names = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     if not args.dtype_names or any(d not in ("float32", "float64")
                                    for d in args.dtype_names):
@@ -277,7 +277,7 @@ def build_case(cid, dtype_name, quick, data_dir):
     """The Spec of case ``cid`` at ``dtype_name``, or None when not applicable."""
     dt = np.dtype(dtype_name)
     q = quick
-    if cid in (1, 4, 5):
+    if cid in (1, 4, 5, 9):
         X_tr, X_te, y_tr, y_te, source = fashion_mnist(data_dir)
     if cid == 1:
         n, n_test = (2000, 500) if q else (60000, 10000)
@@ -396,6 +396,22 @@ def build_case(cid, dtype_name, quick, data_dir):
             params=_stochastic(hidden_layer_sizes=(100,), solver="adam",
                                learning_rate_init=1e-3, batch_size=200,
                                max_iter=1 if q else 5))
+    if cid == 9:
+        # case 1's network and data with tanh, whose element-wise cost is
+        # exp-like (the cases above are all ReLU)
+        n, n_test = (2000, 500) if q else (60000, 10000)
+        epochs = 1 if q else 3
+        return Spec(
+            id=9, name="fmnist-tanh", title="Fashion-MNIST 784-256-10, SGD, tanh",
+            X=X_tr[:n].astype(dt), y=y_tr[:n], X_test=X_te[:n_test].astype(dt),
+            y_test=y_te[:n_test], data=source, torch="dense",
+            units=[784, 256, 10],
+            params=_stochastic(hidden_layer_sizes=(256,), activation="tanh",
+                               solver="sgd", momentum=0.0, learning_rate_init=0.1,
+                               batch_size=256, max_iter=epochs),
+            notes=[f"{n} training rows, {n_test} test rows, {epochs} epochs (to keep "
+                   "the run short); case 1 with activation='tanh' (not in the "
+                   "issue's list: its cases are all ReLU)"])
     raise ValueError(cid)
 
 
@@ -475,7 +491,8 @@ def _torch_csr(X):
 
 
 def torch_build(spec, X_dtype):
-    """Linear/ReLU layers with sklearn's initial weights; also the positioned RNG."""
+    """Linear layers with sklearn's initial weights and the case's hidden
+    activation (ReLU, tanh or logistic); also the positioned RNG."""
     torch = get_torch()
     tdt = torch.float32 if X_dtype == np.float32 else torch.float64
     p = spec.params
@@ -489,14 +506,15 @@ def torch_build(spec, X_dtype):
             lin.bias.copy_(torch.from_numpy(b))
         layers.append(lin)
         if i < len(init) - 1:
-            layers.append(torch.nn.ReLU())
+            layers.append({"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh,
+                           "logistic": torch.nn.Sigmoid}[p.get("activation", "relu")]())
     return layers, rs
 
 
 def torch_fit(spec, X, y):
     """Train like sklearn's stochastic solvers: same init, batch order, updates.
 
-    * plain ``torch.nn.Sequential`` of Linear/ReLU (the first Linear applied
+    * plain ``torch.nn.Sequential`` of Linear/ReLU (Tanh in case 9; the first Linear applied
       with ``torch.addmm`` on a CSR batch for sparse input),
     * CrossEntropyLoss (softmax + mean log-loss), the loss sklearn minimises,
     * ``torch.optim.SGD`` (momentum, Nesterov) or ``torch.optim.Adam`` with

@@ -223,9 +223,11 @@ cdef void _bias_activation(floating *Z, const floating *b, intp n_rows,
             for j in range(1, n_cols):
                 if z[j] > zmax:
                     zmax = z[j]
-            total = 0
+            # (two loops: the first vectorises, the sum keeps its order)
             for j in range(n_cols):
                 z[j] = _exp(z[j] - zmax)
+            total = 0
+            for j in range(n_cols):
                 total += z[j]
             for j in range(n_cols):
                 z[j] /= total
