@@ -56,10 +56,14 @@ echo "== $("$PYTHON" --version), $(gcc --version | head -1), LD_PRELOAD=$preload
 cd "$work"
 asan_env=(LD_PRELOAD="$preload" PYTHONMALLOC=malloc)
 
-# Positive control: hand the compiled forward pass a workspace sized for 4
+# Positive control: hand the compiled forward pass a workspace sized for 60
 # rows and ask for 64 (the kernels trust their caller). An instrumented build
 # must report a heap-buffer-overflow in skmlp's own code; otherwise the run
-# below proves nothing.
+# below proves nothing. (Only a few rows too many: the products, in the
+# uninstrumented BLAS, write first, and with 4 rows for 64 they sometimes ran
+# past the heap's mapped memory, a SEGV before skmlp's code read the excess.
+# Four rows of the 1-unit output layer end 32 bytes past the buffer, in its
+# redzone.)
 echo "== control: a deliberate out-of-bounds write in _mlp_fast._predict"
 control_log="$work/control"
 mkdir -p "$control_log"
@@ -70,7 +74,7 @@ from skmlp import MLPRegressor, _mlp_fast
 from skmlp._multilayer_perceptron import _Workspace, _kernel_input
 X = np.random.RandomState(0).rand(64, 3)
 est = MLPRegressor(hidden_layer_sizes=(5,), max_iter=2).fit(X, X[:, 0])
-ws = _Workspace(est._layer_units, 4, np.float64)  # room for 4 rows only
+ws = _Workspace(est._layer_units, 60, np.float64)  # room for 60 rows only
 out = np.empty((64, 1))
 _mlp_fast._predict(est._make_spec(), *_kernel_input(X, np.float64), est._theta,
                    64, ws.act_off, ws.act, ws.aux, out)
