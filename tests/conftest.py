@@ -13,6 +13,7 @@
 """
 
 import os
+import signal
 import sys
 
 import numpy as np
@@ -39,6 +40,22 @@ if settings is not None:
     settings.register_profile("ci", max_examples=60, derandomize=True, **_common)
     settings.register_profile("thorough", max_examples=5000, **_common)
     settings.load_profile(os.environ.get("SKMLP_HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def python_handles_sigint():
+    """Python's own SIGINT handler for the session. A shell starts its
+    background jobs (``command &``) with SIGINT ignored, and Python keeps it
+    ignored; skmlp then leaves it alone (skmlp._interrupt), and the tests that
+    interrupt a fit (test_resources.py, test_cli.py) could not interrupt it.
+    (An AddressSanitizer run of the suite started in the background failed
+    four of them and sat in the 10**6-epoch fit of another.)"""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture
