@@ -10,6 +10,7 @@ their test modules.
 """
 
 import gzip
+import importlib.util
 import json
 import os
 import struct
@@ -20,10 +21,23 @@ import textwrap
 import warnings
 
 import numpy as np
+import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 import skmlp
 from skmlp import MLPClassifier
+from skmlp._cpu import runs_x86_64_v3
+
+# ---------------------------------------------------------------------------
+# The builds of the kernels
+# ---------------------------------------------------------------------------
+
+# Is the x86-64-v3 (AVX2) build of the kernels installed, and does this CPU
+# run it? Tests that compare it with the generic build need both.
+AVX2_RUNS = (importlib.util.find_spec("skmlp._mlp_fast_avx2") is not None
+             and runs_x86_64_v3())
+needs_avx2 = pytest.mark.skipif(
+    not AVX2_RUNS, reason="no x86-64-v3 build, or this CPU does not run it")
 
 # ---------------------------------------------------------------------------
 # Fitting and targets

@@ -27,18 +27,8 @@ from sklearn.datasets import load_digits
 
 import skmlp._multilayer_perceptron as mlp_module
 from skmlp import MLPClassifier, MLPRegressor, _mlp_fast
-from skmlp._cpu import runs_x86_64_v3
 
-from _helpers import assert_same_optimizer_state, child_env
-
-
-def _built(name):
-    return importlib.util.find_spec(f"skmlp._mlp_fast_{name}") is not None
-
-
-AVX2_RUNS = _built("avx2") and runs_x86_64_v3()
-needs_avx2 = pytest.mark.skipif(
-    not AVX2_RUNS, reason="no x86-64-v3 build, or this CPU does not run it")
+from _helpers import AVX2_RUNS, assert_same_optimizer_state, child_env, needs_avx2
 
 
 def test_the_default_is_the_widest_build_this_cpu_runs():

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from skmlp import _mlp_fast
-from skmlp._cpu import runs_x86_64_v3
+
+from _helpers import needs_avx2
 
 LOGISTIC, TANH, SOFTMAX, EXP = 1, 2, 4, 5
 
@@ -120,9 +121,7 @@ def test_softmax_rows(dtype):
     np.testing.assert_allclose(got.sum(axis=1), 1, rtol=4 * np.finfo(dtype).eps * 10)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("skmlp._mlp_fast_avx2") is None or not runs_x86_64_v3(),
-    reason="no x86-64-v3 build, or this CPU does not run it")
+@needs_avx2
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_both_builds_compute_the_same_bits(dtype):
     """The AVX2 build vectorises these loops 4 or 8 wide, the generic one 2 or
