@@ -48,7 +48,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from . import _mlp_fast
 from . import _persistence
 from ._interrupt import deferred_sigint
-from ._threads import blas_threads_for, split_products_for
+from ._threads import blas_threads_for, small_kernels_for
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam", "adagrad", "rmsprop", "adamw")
 
@@ -911,7 +911,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             float(getattr(self, "huber_delta", 1.0)),
         )
         if rows is not None:
-            spec.split_products = split_products_for(rows, self._layer_units)
+            spec.small_kernels = small_kernels_for(rows, self._layer_units)
         return spec
 
     def _loss_grad_function(self, X, y, sample_weight, dropout_seed=None,

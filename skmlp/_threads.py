@@ -136,7 +136,7 @@ def small_matrix_blas():
     return _small_matrix_blas
 
 
-def split_products_for(rows, layer_units):
+def small_kernels_for(rows, layer_units):
     """Should the kernels cut medium-size matrix products into pieces for
     OpenBLAS's small-matrix kernels (``_mlp_fast._product``)?
 

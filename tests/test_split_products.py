@@ -4,7 +4,7 @@
 the network's spec says so (``split_products``), over blocks of C's rows, so
 that each call stays within OpenBLAS's small-matrix limit (1e6 multiply-adds).
 The spec says so only where BLAS has those kernels and runs one thread
-(``_threads.split_products_for``). These tests check the rule, the numbers
+(``_threads.small_kernels_for``). These tests check the rule, the numbers
 (against NumPy, and whole against split fits), and the thread condition; the
 path is forced on and off (``_threads._small_matrix_blas``) so that they test it
 on any machine.
@@ -77,16 +77,16 @@ def test_product_rejects_mismatched_shapes():
 @pytest.mark.parametrize("small_matrix_blas", [True], indirect=True)
 def test_split_only_where_blas_runs_one_thread(small_matrix_blas):
     units = [64, 100, 10]
-    assert _threads.split_products_for(200, units)
+    assert _threads.small_kernels_for(200, units)
     # per-batch work past SINGLE_THREAD_WORK: BLAS keeps its threads, and the
     # (single-threaded) small kernels would lose them
     rows = int(_threads.SINGLE_THREAD_WORK // (64 * 100 + 100 * 10)) + 1
-    assert not _threads.split_products_for(rows, units)
+    assert not _threads.small_kernels_for(rows, units)
 
 
 @pytest.mark.parametrize("small_matrix_blas", [False], indirect=True)
 def test_no_split_without_small_matrix_kernels(small_matrix_blas):
-    assert not _threads.split_products_for(200, [64, 100, 10])
+    assert not _threads.small_kernels_for(200, [64, 100, 10])
 
 
 def test_detection_reads_the_loaded_blas():
