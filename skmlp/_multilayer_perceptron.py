@@ -97,9 +97,9 @@ _NON_FINITE_WEIGHTS = (
 )
 
 
-def _divergence(epoch_loss, theta):
+def _divergence(epoch_loss, params_finite):
     """What became non-finite in an epoch: 'parameters', 'training loss' or None."""
-    if not np.isfinite(theta).all():
+    if not params_finite:
         return "parameters"
     if not np.isfinite(epoch_loss):
         return "training loss"
@@ -1164,21 +1164,21 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                         # Only the indices are shuffled; the kernel gathers the
                         # rows. (The same draws as sklearn.utils.shuffle,
                         # without its per-call validation.)
-                        perm = np.arange(n_samples)
-                        self._random_state.shuffle(perm)
-                        sample_idx = sample_idx[perm]
+                        # (Shuffling sample_idx in place draws the same
+                        # numbers and gives sample_idx[shuffled arange].)
+                        self._random_state.shuffle(sample_idx)
                     if incremental:
                         # what the epoch changes, to undo it if it diverges
                         before = (self._theta.copy(), opt.state_1.copy(),
                                   opt.state_2.copy(), opt.t, rng.copy())
                     epoch_lr = opt.learning_rate
-                    accumulated_loss, opt.t = _mlp_fast._train_epoch(
+                    accumulated_loss, opt.t, params_finite = _mlp_fast._train_epoch(
                         spec, alpha, opt.kernel_params(), opt.t, *X_parts, Y,
                         y_class, sw, sample_idx, gather, batch_size, self._theta,
                         grad, opt.state_1, opt.state_2, rng, ws.act_off, ws.act,
                         ws.delta, ws.aux, ws.mask, X_buf, Y_buf, sw_buf,
                     )
-                    diverged = _divergence(accumulated_loss, self._theta)
+                    diverged = _divergence(accumulated_loss, params_finite)
                     if diverged and incremental:
                         (self._theta[:], opt.state_1[:], opt.state_2[:], opt.t,
                          rng[:]) = before

@@ -146,11 +146,12 @@ class _EpochCounter:
         monkeypatch.setattr(mlp_module._mlp_fast, "_train_epoch", self)
 
     def __call__(self, *args):
-        loss, t = self.real(*args)
+        loss, t, finite = self.real(*args)
         theta = args[15]  # _train_epoch's parameter vector
         self.losses.append(loss)
         self.finite_params.append(bool(np.isfinite(theta).all()))
-        return loss, t
+        assert finite == self.finite_params[-1]  # the kernel's own check
+        return loss, t, finite
 
     def first_non_finite(self):
         """1-based epoch whose loss or resulting parameters are non-finite."""
@@ -363,3 +364,24 @@ def test_float32_on_unscaled_data_is_finite_or_fails_clearly(est_name, solver):
     if solver != "lbfgs":
         assert np.isfinite(est.loss_curve_).all()
     assert np.isfinite(est.loss_)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [1, 7, 8, 33, 7510])
+def test_kernel_finiteness_check(dtype, size):
+    """The epoch kernel says whether every parameter is finite
+    (np.isfinite(theta).all()), wherever the bad value sits: first, last, in
+    a vector's remainder; for inf, -inf and NaN, and not for the largest
+    finite values or subnormals."""
+    from skmlp import _mlp_fast
+    x = np.random.RandomState(0).standard_normal(size).astype(dtype)
+    assert _mlp_fast._py_all_finite(x) is True
+    x[-1] = np.finfo(dtype).max
+    x[0] = -np.finfo(dtype).max
+    x[size // 2] = np.finfo(dtype).smallest_subnormal
+    assert _mlp_fast._py_all_finite(x) is True
+    for pos in sorted({0, size // 2, size - 1, max(size - 3, 0)}):
+        for bad in (np.inf, -np.inf, np.nan):
+            y = x.copy()
+            y[pos] = bad
+            assert _mlp_fast._py_all_finite(y) is False, (pos, bad)

@@ -409,6 +409,11 @@ def _py_product(bint split, bint trans_a, const floating[:, ::1] A,
                     &C[0, 0])
 
 
+def _py_all_finite(const floating[::1] x):
+    """_all_finite(x) (for the tests)."""
+    return _all_finite(&x[0], x.shape[0]) if x.shape[0] > 0 else True
+
+
 def _py_bias_activation(int act, floating[:, ::1] Z, const floating[::1] b):
     """Z = act(Z + b) in place through _bias_activation (for the tests)."""
     if b.shape[0] != Z.shape[1]:
@@ -691,6 +696,17 @@ cdef void _backward(const Net *net, const floating *theta, const floating *X,
                                        net.hidden_act, net.negative_slope)
                 _sum_rows(Dp + r * fan_in, 1, fan_in, g, True)
             summed = True
+
+
+cdef bint _all_finite(const floating *x, intp n) noexcept nogil:
+    """np.isfinite(x).all()"""
+    cdef intp j
+    cdef int finite = 1
+    for j in range(n):
+        # x - x is 0 for a finite x, NaN for an infinite or NaN one (an AND
+        # over the comparisons, which the compiler vectorises)
+        finite &= (x[j] - x[j]) == 0
+    return finite
 
 
 cdef inline bint _exact_reciprocal(double divisor) noexcept nogil:
@@ -1239,7 +1255,8 @@ def _train_epoch(
     floating[:, ::1] Y_buf,               # OUT (batch_size, n_outputs)
     floating[::1] sw_buf,                 # OUT (batch_size,) when weighted
 ):
-    """One epoch of mini-batch training; returns (sum of batch_loss * batch_len, t).
+    """One epoch of mini-batch training; returns (sum of batch_loss * batch_len,
+    t, whether every parameter is finite after it).
 
     Targets come either as the dense output-layer matrix ``Y`` or, for
     single-output classification, as each sample's class index ``y_class``
@@ -1278,6 +1295,7 @@ def _train_epoch(
     cdef intp start, stop, n, r, idx
     cdef double batch_loss, sw_sum, penalty, accumulated = 0
     cdef unsigned long fp_state
+    cdef bint finite
     # Momentum-0 SGD on dense input steps the coefficients inside the
     # backward pass (see _backward), except at the epoch's last step, which
     # also stores the velocity. The two round differently, at the last bit.
@@ -1381,8 +1399,9 @@ def _train_epoch(
             accumulated += _regularised_loss(batch_loss, alpha, penalty, sw_sum) * n
             start = stop
         _fold_coef_scale(&net, &theta[0])
+        finite = _all_finite(&theta[0], n_params)
         skmlp_ftz_restore(fp_state)
-    return accumulated, t
+    return accumulated, t, finite
 
 
 def _loss_grad(
