@@ -44,6 +44,23 @@ needs_avx2 = pytest.mark.skipif(
 # ---------------------------------------------------------------------------
 
 
+def off_and_on_small_kernels(run):
+    """[run() with OpenBLAS's small-matrix-kernel paths off, run() with them on]:
+    skmlp's detection of those kernels (``_threads._small_matrix_blas``) is
+    forced each way and restored afterwards, so the paths run on any machine."""
+    from skmlp import _threads
+
+    saved = _threads._small_matrix_blas
+    results = []
+    try:
+        for flag in (False, True):
+            _threads._small_matrix_blas = flag
+            results.append(run())
+    finally:
+        _threads._small_matrix_blas = saved
+    return results
+
+
 def fit_quietly(est, X, y, **fit_params):
     """``est.fit(X, y, **fit_params)`` with ConvergenceWarning silenced; returns
     what ``fit`` returns (the estimator)."""

@@ -18,6 +18,8 @@ from sklearn.datasets import load_digits
 
 from skmlp import MLPClassifier, MLPRegressor, _mlp_fast, _threads
 
+from _helpers import off_and_on_small_kernels
+
 DTYPES = [np.float32, np.float64]
 RTOL = {np.float32: 2e-5, np.float64: 1e-13}
 
@@ -123,21 +125,16 @@ def test_fits_with_split_products_equal_whole_products(dtype, estimator):
         cls, y = MLPRegressor, (y / 9.0).astype(dtype)
     else:
         cls = MLPClassifier
-    saved = _threads._small_matrix_blas
-    results = []
-    try:
-        for flag in (False, True):
-            _threads._small_matrix_blas = flag
-            est = cls(hidden_layer_sizes=(100,), batch_size=200, max_iter=3,
-                      random_state=0, shuffle=True)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                est.fit(X, y)
-            pred = est.predict_proba(X) if estimator == "classifier" else est.predict(X)
-            results.append((est._theta.copy(), np.asarray(est.loss_curve_), pred))
-    finally:
-        _threads._small_matrix_blas = saved
-    (t0, l0, p0), (t1, l1, p1) = results
+    def run():
+        est = cls(hidden_layer_sizes=(100,), batch_size=200, max_iter=3,
+                  random_state=0, shuffle=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X, y)
+        pred = est.predict_proba(X) if estimator == "classifier" else est.predict(X)
+        return est._theta.copy(), np.asarray(est.loss_curve_), pred
+
+    (t0, l0, p0), (t1, l1, p1) = off_and_on_small_kernels(run)
     tol = 1e-4 if dtype == np.float32 else 1e-11
     np.testing.assert_allclose(t1, t0, rtol=tol, atol=tol)
     np.testing.assert_allclose(l1, l0, rtol=tol)

@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from skmlp import MLPClassifier, MLPRegressor, _mlp_fast, _threads
+from skmlp import MLPClassifier, MLPRegressor, _mlp_fast
+
+from _helpers import off_and_on_small_kernels
 
 
 def _spec(units, small_kernels=True):
@@ -54,19 +56,14 @@ def test_rule(units, rows, float64, float32):
 
 
 def _fit_both(make, X, y, sample_weight=None):
-    saved = _threads._small_matrix_blas
-    results = []
-    try:
-        for flag in (False, True):
-            _threads._small_matrix_blas = flag
-            est = make()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                est.fit(X, y, sample_weight=sample_weight)
-            results.append(est)
-    finally:
-        _threads._small_matrix_blas = saved
-    return results
+    def run():
+        est = make()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X, y, sample_weight=sample_weight)
+        return est
+
+    return off_and_on_small_kernels(run)
 
 
 def _assert_same_fit(a, b, dtype):
@@ -127,16 +124,13 @@ def test_regressor_fits_agree(dtype, loss, weighted):
 def test_partial_fit_agrees():
     X, y = load_digits(return_X_y=True)
     X = X[:400] / 16
-    saved = _threads._small_matrix_blas
-    models = []
-    try:
-        for flag in (False, True):
-            _threads._small_matrix_blas = flag
-            est = MLPClassifier(hidden_layer_sizes=(20,), batch_size=40, random_state=0,
-                                solver="sgd", momentum=0.9)
-            for _ in range(3):
-                est.partial_fit(X, y[:400], classes=np.arange(10))
-            models.append(est)
-    finally:
-        _threads._small_matrix_blas = saved
-    _assert_same_fit(models[0], models[1], np.float64)
+
+    def run():
+        est = MLPClassifier(hidden_layer_sizes=(20,), batch_size=40, random_state=0,
+                            solver="sgd", momentum=0.9)
+        for _ in range(3):
+            est.partial_fit(X, y[:400], classes=np.arange(10))
+        return est
+
+    off, on = off_and_on_small_kernels(run)
+    _assert_same_fit(off, on, np.float64)
