@@ -137,8 +137,10 @@ def small_matrix_blas():
 
 
 def small_kernels_for(rows, layer_units):
-    """Should the kernels cut medium-size matrix products into pieces for
-    OpenBLAS's small-matrix kernels (``_mlp_fast._product``)?
+    """Should the kernels shape their products for OpenBLAS's small-matrix
+    kernels: cut medium-size products into pieces (``_mlp_fast._product``) and
+    store a small batch's output error transposed
+    (``_mlp_fast._output_delta_transposed``)?
 
     Only where they exist and where BLAS runs one thread for this network
     (blas_threads_for): the small kernels are single-threaded, and with more

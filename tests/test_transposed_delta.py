@@ -8,8 +8,9 @@ batch's output delta is stored transposed when ``_output_delta_transposed``
 says so, and the hidden delta and the output layer's gradient are computed
 from D.T. These tests check the rule, and that fits which take this path equal
 fits which do not (forced with ``_threads._small_matrix_blas``), for every
-loss, with and without sample weights, for the fused SGD step and the other
-optimizers; the path is forced on and off so that they test it on any machine.
+loss, with and without sample weights, for the fused SGD step, the other
+optimizers, ``partial_fit`` and L-BFGS (whose gradient adds up blocks of rows);
+the path is forced on and off so that they test it on any machine.
 """
 
 import warnings
@@ -134,3 +135,29 @@ def test_partial_fit_agrees():
 
     off, on = off_and_on_small_kernels(run)
     _assert_same_fit(off, on, np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("estimator", ["classifier", "regressor"])
+def test_lbfgs_fits_agree(dtype, estimator):
+    """L-BFGS sums each gradient over blocks of 1,024 rows: in float64 the
+    output error of every block is stored transposed (a last hidden layer of
+    20 units), and the second block's bias sums add to the first's; float32
+    keeps the row-major form at these sizes."""
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(dtype)          # 1,797 rows: blocks of 1,024 and 773
+    if estimator == "regressor":
+        cls, y = MLPRegressor, (y / 9.0).astype(dtype)
+    else:
+        cls = MLPClassifier
+    n_out = 10 if estimator == "classifier" else 1
+    for rows in (1024, 773):
+        assert _spec([64, 20, n_out]).output_delta_transposed(rows, dtype == np.float32) \
+            is (dtype == np.float64 or rows * 20 <= 8192)
+    off, on = _fit_both(
+        lambda: cls(hidden_layer_sizes=(20,), solver="lbfgs", max_iter=15,
+                    alpha=1e-3, random_state=0), X, y)
+    tol = 1e-4 if dtype == np.float32 else 1e-9
+    np.testing.assert_allclose(on._theta, off._theta, rtol=tol, atol=tol)
+    assert on.n_iter_ == off.n_iter_
+    np.testing.assert_allclose(on.loss_, off.loss_, rtol=tol)
