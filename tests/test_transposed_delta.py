@@ -106,6 +106,24 @@ def test_classifier_fits_agree(dtype, solver, weighted, hidden):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation",
+                         ["identity", "logistic", "tanh", "leaky_relu", "prelu"])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_hidden_activations_and_dropout_agree(dtype, activation, dropout):
+    """The hidden layer's error computed from the transposed output error then
+    goes through every activation's derivative, PReLU's slope gradient and
+    the dropout mask as before."""
+    X, y = load_digits(return_X_y=True)
+    X = (X[:500] / 16).astype(dtype)
+    off, on = _fit_both(
+        lambda: MLPClassifier(hidden_layer_sizes=(32, 16), activation=activation,
+                              dropout=dropout, batch_size=32, max_iter=3,
+                              solver="adam", random_state=0),
+        X, y[:500])
+    _assert_same_fit(off, on, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("loss", ["squared_error", "absolute_error", "huber", "poisson"])
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 def test_regressor_fits_agree(dtype, loss, weighted):
