@@ -142,3 +142,87 @@ def test_both_builds_compute_the_same_bits(dtype):
         nan = np.isnan(a)
         assert np.array_equal(nan, np.isnan(b)), act
         assert a[~nan].tobytes() == b[~nan].tobytes(), act
+
+
+# ---------------------------------------------------------------------------
+# The division of the gradient by the batch's weight (skmlp_div, skmlp_divf)
+# ---------------------------------------------------------------------------
+
+FIN_DIVIDE, FIN_MULTIPLY, FIN_RECIPROCAL = 0, 1, 2
+BUILDS = [
+    "skmlp._mlp_fast_generic",
+    pytest.param("skmlp._mlp_fast_avx2", marks=needs_avx2),
+]
+
+
+def _finish(module, grad, theta, alpha, divisor, penalised):
+    out = grad.copy()
+    how = module._py_finish(out, theta, alpha, divisor, penalised)
+    return out, how
+
+
+def _spread(rng, n, dtype, lowest):
+    """n values of random sign, significand and exponent from 2^lowest up to
+    near the dtype's largest."""
+    top = np.finfo(dtype).maxexp - 2
+    exponents = rng.randint(lowest, top, n)
+    significands = rng.uniform(1, 2, n) * rng.choice([-1.0, 1.0], n)
+    return np.ldexp(significands, exponents).astype(dtype)
+
+
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_division_by_the_batch_weight_is_the_division(build, dtype):
+    """The optimizers divide each raw gradient sum by the batch's weight
+    through its reciprocal (_vmath.h: Markstein's correction with FMA in
+    float64, a product in double for float32), which must give the
+    division's bits: for batch sizes that are not powers of two, for sums
+    of sample weights, with and without the L2 term, and for zeros of
+    either sign, infinities, NaN and overflow. (Quotients stay in the
+    normal range: the kernels flush subnormal results to zero, NumPy does
+    not.)"""
+    module = importlib.import_module(build)
+    rng = np.random.RandomState(7)
+    # float64 from 2^-968 up: below it _vmath.h allows one ulp (see there)
+    lowest = -968 + 16 if dtype == np.float64 else -126 + 16
+    n = 20000
+    grad = _spread(rng, n, dtype, lowest)
+    theta = _spread(rng, n, dtype, lowest + 16)    # (alpha * theta normal too)
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan,
+                         np.finfo(dtype).max, -np.finfo(dtype).max], dtype=dtype)
+    grad[:len(specials)] = specials
+    theta[:len(specials)] = 0
+    for divisor in (200.0, 37.0, 1437.0, 3.0, 1000.0, 0.3, 1e-3, 123.456789,
+                    float(rng.uniform(1, 5000)), 64.0, 1.0):
+        for penalised, alpha in ((False, 0.0), (True, 1e-4), (True, 0.37)):
+            got, how = _finish(module, grad, theta, alpha, divisor, penalised)
+            expected = (grad + dtype(alpha) * theta) if penalised else grad.copy()
+            with np.errstate(all="ignore"):
+                expected = expected / dtype(divisor)
+            pow2 = np.frexp(divisor)[0] == 0.5
+            assert how == (FIN_MULTIPLY if pow2 else FIN_RECIPROCAL)
+            nan = np.isnan(expected)
+            assert np.array_equal(np.isnan(got), nan), (divisor, alpha)
+            assert got[~nan].tobytes() == expected[~nan].tobytes(), (
+                divisor, alpha,
+                np.flatnonzero(got[~nan] != expected[~nan])[:5])
+            # the sign of zero too (tobytes compares it; made explicit here)
+            assert np.signbit(got[1]) == np.signbit(expected[1])
+            # a quotient that overflows is infinite, not NaN
+            if divisor < 1:
+                assert np.isinf(got[5]) and np.isinf(got[6])
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_division_outside_the_reciprocal_range(build):
+    """Divisors out of skmlp_div's range (2^-1000 < |b| < 2^1000) fall back
+    to the division itself."""
+    module = importlib.import_module(build)
+    rng = np.random.RandomState(8)
+    grad = rng.standard_normal(1000) * 1e-290
+    theta = rng.standard_normal(1000)
+    for divisor in (1e-302, 3e-305, 1e302):
+        got, how = _finish(module, grad, theta, 0.0, divisor, False)
+        assert how == FIN_DIVIDE
+        with np.errstate(all="ignore"):
+            assert got.tobytes() == (grad / divisor).tobytes()

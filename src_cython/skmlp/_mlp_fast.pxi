@@ -47,6 +47,8 @@ cdef extern from "_vmath.h" nogil:
     float skmlp_expf(float x)
     double skmlp_tanh(double x)
     float skmlp_tanhf(float x)
+    double skmlp_div(double a, double b, double y)
+    float skmlp_divf(float a, double y)
 
 cdef extern from "_fpenv.h" nogil:
     # Flush subnormal results and inputs to zero in this thread while training
@@ -414,6 +416,24 @@ def _py_all_finite(const floating[::1] x):
     return _all_finite(&x[0], x.shape[0]) if x.shape[0] > 0 else True
 
 
+def _py_finish(floating[::1] grad, const floating[::1] theta, double alpha,
+               double divisor, bint penalised):
+    """grad = (grad + alpha * theta) / divisor (without alpha * theta unless
+    ``penalised``) in place through _finish_part, under the training kernels'
+    flush-to-zero mode (for the tests). Returns Fin.how: 0 the division,
+    1 times a power-of-two reciprocal, 2 _div."""
+    cdef Fin fin = _fin_for(alpha, divisor, penalised)
+    cdef unsigned long fp_state
+    if grad.shape[0] != theta.shape[0]:
+        raise ValueError("grad and theta must have the same length")
+    if grad.shape[0] > 0:
+        with nogil:
+            fp_state = skmlp_ftz_on()
+            _finish_part(&grad[0], &theta[0], grad.shape[0], fin)
+            skmlp_ftz_restore(fp_state)
+    return fin.how
+
+
 def _py_bias_activation(int act, floating[:, ::1] Z, const floating[::1] b):
     """Z = act(Z + b) in place through _bias_activation (for the tests)."""
     if b.shape[0] != Z.shape[1]:
@@ -750,13 +770,20 @@ cdef struct Opt:
     bint store_velocity   # momentum-0 SGD: write the velocity (see _sgd_update)
 
 
+cdef enum:
+    # How a gradient sum is divided by the batch's weight (Fin.how)
+    FIN_DIVIDE = 0       # the division
+    FIN_MULTIPLY = 1     # times the reciprocal: a power of two, exact
+    FIN_RECIPROCAL = 2   # _div: the division's bits from the reciprocal
+
+
 cdef struct Fin:
     # How the raw gradient sum G of a part of the vector becomes the gradient
     # g: g = (G + alpha * theta) / divisor for coefficients (``penalised``),
-    # g = G / divisor otherwise. With ``exact``, the division is a multiplication
-    # by the reciprocal (bitwise the same for a power-of-two divisor).
+    # g = G / divisor otherwise, the division as ``how`` says (each way gives
+    # the division's bits).
     bint penalised
-    bint exact
+    int how
     double alpha
     double divisor
 
@@ -766,20 +793,58 @@ cdef inline Fin _fin_for(double alpha, double divisor, bint penalised) noexcept 
     fin.penalised = penalised and alpha != 0
     fin.alpha = alpha
     fin.divisor = divisor
-    fin.exact = (_exact_reciprocal(divisor)
-                 and <double><float>divisor == divisor)  # exact in both dtypes
+    if (_exact_reciprocal(divisor)
+            and <double><float>divisor == divisor):  # exact in both dtypes
+        fin.how = FIN_MULTIPLY
+    elif 9.332636185032189e-302 < fabs(divisor) < 1.0715086071862673e+301:
+        fin.how = FIN_RECIPROCAL   # (2^-1000 < |divisor| < 2^1000: skmlp_div's range)
+    else:
+        fin.how = FIN_DIVIDE
     return fin
 
 
-cdef inline floating _finished(floating G, floating w, floating a, floating s,
-                               floating r, bint penalised,
-                               bint exact) noexcept nogil:
+cdef inline floating _div(floating a, floating b, double y) noexcept nogil:
+    """a / b, bit for bit, from y = 1 / (double) b (see _vmath.h); under the
+    training kernels' flush-to-zero mode, for 2^-1000 < |b| < 2^1000."""
+    if floating is float:
+        return skmlp_divf(a, y)
+    else:
+        return skmlp_div(a, b, y)
+
+
+# The divisor of a step, as a type: each update loop is compiled once per kind
+# (Cython makes one specialisation per type of a fused argument), so that no
+# loop carries the arithmetic of both ways.
+cdef struct Pow2Divisor:
+    double reciprocal    # 1 / divisor, exact: a power of two (FIN_MULTIPLY)
+
+cdef struct AnyDivisor:
+    double divisor       # the divisor, rounded to the training dtype
+    double reciprocal    # 1 / divisor (FIN_RECIPROCAL: see _div)
+
+ctypedef fused Divisor:
+    Pow2Divisor
+    AnyDivisor
+
+
+cdef inline floating _finished(floating G, floating w, floating a,
+                               bint penalised, Divisor d) noexcept nogil:
     """The gradient of one parameter from its raw sum G (see Fin)."""
     if penalised:
         G = G + a * w
-    if exact:
-        return G * r
-    return G / s
+    if Divisor is Pow2Divisor:
+        return G * <floating>d.reciprocal
+    else:
+        return _div(G, <floating>d.divisor, d.reciprocal)
+
+
+cdef void _finish_loop(floating *grad, const floating *theta, intp n, Fin fin,
+                       Divisor d) noexcept nogil:
+    cdef intp j
+    cdef floating a = <floating>fin.alpha
+    cdef bint pen = fin.penalised
+    for j in range(n):
+        grad[j] = _finished(grad[j], theta[j], a, pen, d)
 
 
 cdef void _finish_part(floating *grad, const floating *theta, intp n,
@@ -788,11 +853,18 @@ cdef void _finish_part(floating *grad, const floating *theta, intp n,
     cdef intp j
     cdef floating a = <floating>fin.alpha
     cdef floating s = <floating>fin.divisor
-    cdef floating r = 1 / s
-    cdef bint pen = fin.penalised
-    cdef bint ex = fin.exact
-    for j in range(n):
-        grad[j] = _finished(grad[j], theta[j], a, s, r, pen, ex)
+    cdef Pow2Divisor by_pow2
+    cdef AnyDivisor by_any
+    if fin.how == FIN_MULTIPLY:
+        by_pow2.reciprocal = 1 / fin.divisor
+        _finish_loop(grad, theta, n, fin, by_pow2)
+    elif fin.how == FIN_RECIPROCAL:
+        by_any.divisor = <double>s
+        by_any.reciprocal = 1 / <double>s
+        _finish_loop(grad, theta, n, fin, by_any)
+    else:
+        for j in range(n):
+            grad[j] = (grad[j] + a * theta[j] if fin.penalised else grad[j]) / s
 
 
 cdef void _finish(const Net *net, const floating *theta,
@@ -819,11 +891,11 @@ cdef void _finish(const Net *net, const floating *theta,
 
 # Each update below finishes the gradient as it goes (see Fin), so the step
 # reads the raw gradient once and writes nothing but the parameters and the
-# optimizer state. The two flags are loop-invariant: the compiler makes one
-# vectorised loop per combination.
+# optimizer state. The divisor's kind is a type (Divisor) and ``pen`` a
+# loop-invariant flag: one vectorised loop per combination.
 
 cdef void _sgd_update(floating *theta, const floating *grad, floating *velocity,
-                      intp n, Fin fin, double lr, double momentum, bint nesterov,
+                      intp n, Fin fin, Divisor d, double lr, double momentum, bint nesterov,
                       bint store_velocity) noexcept nogil:
     """v = momentum * v - lr * g; theta += momentum * v - lr * g (Nesterov) or v.
 
@@ -834,41 +906,38 @@ cdef void _sgd_update(floating *theta, const floating *grad, floating *velocity,
     """
     cdef intp j
     cdef floating a = <floating>fin.alpha
-    cdef floating s = <floating>fin.divisor
-    cdef floating r = 1 / s
     cdef bint pen = fin.penalised
-    cdef bint ex = fin.exact
     cdef floating mu = <floating>momentum
     cdef floating eta = <floating>lr
     cdef floating zero = 0    # (a literal 0 would make the subtraction double)
     cdef floating g, v
     if momentum == 0 and not store_velocity:
         for j in range(n):
-            g = _finished(grad[j], theta[j], a, s, r, pen, ex)
+            g = _finished(grad[j], theta[j], a, pen, d)
             v = zero - eta * g
             theta[j] += v
     elif momentum == 0:
         for j in range(n):
-            g = _finished(grad[j], theta[j], a, s, r, pen, ex)
+            g = _finished(grad[j], theta[j], a, pen, d)
             v = zero - eta * g
             velocity[j] = v
             theta[j] += v
     elif nesterov:
         for j in range(n):
-            g = _finished(grad[j], theta[j], a, s, r, pen, ex)
+            g = _finished(grad[j], theta[j], a, pen, d)
             v = mu * velocity[j] - eta * g
             velocity[j] = v
             theta[j] += mu * v - eta * g
     else:
         for j in range(n):
-            g = _finished(grad[j], theta[j], a, s, r, pen, ex)
+            g = _finished(grad[j], theta[j], a, pen, d)
             v = mu * velocity[j] - eta * g
             velocity[j] = v
             theta[j] += v
 
 
 cdef void _adam_update(floating *theta, const floating *grad, floating *m,
-                       floating *v, intp n, Fin fin, double lr_t, double beta_1,
+                       floating *v, intp n, Fin fin, Divisor d, double lr_t, double beta_1,
                        double beta_2, double epsilon) noexcept nogil:
     """Adam as scikit-learn writes it, bias correction folded into lr_t:
 
@@ -878,10 +947,7 @@ cdef void _adam_update(floating *theta, const floating *grad, floating *m,
     """
     cdef intp j
     cdef floating a = <floating>fin.alpha
-    cdef floating s = <floating>fin.divisor
-    cdef floating r = 1 / s
     cdef bint pen = fin.penalised
-    cdef bint ex = fin.exact
     cdef floating b1 = <floating>beta_1
     cdef floating b2 = <floating>beta_2
     cdef floating c1 = <floating>(1 - beta_1)
@@ -889,7 +955,7 @@ cdef void _adam_update(floating *theta, const floating *grad, floating *m,
     cdef floating eps = <floating>epsilon
     cdef floating g
     for j in range(n):
-        g = _finished(grad[j], theta[j], a, s, r, pen, ex)
+        g = _finished(grad[j], theta[j], a, pen, d)
         m[j] = b1 * m[j] + c1 * g
         v[j] = b2 * v[j] + c2 * (g * g)
         theta[j] = <floating>(<double>theta[j]
@@ -897,25 +963,22 @@ cdef void _adam_update(floating *theta, const floating *grad, floating *m,
 
 
 cdef void _adagrad_update(floating *theta, const floating *grad, floating *acc,
-                          intp n, Fin fin, double lr, double epsilon) noexcept nogil:
+                          intp n, Fin fin, Divisor d, double lr, double epsilon) noexcept nogil:
     """AdaGrad (PyTorch's rule, no lr decay): s += g ** 2; theta -= lr * g / (sqrt(s) + eps)."""
     cdef intp j
     cdef floating a = <floating>fin.alpha
-    cdef floating s = <floating>fin.divisor
-    cdef floating r = 1 / s
     cdef bint pen = fin.penalised
-    cdef bint ex = fin.exact
     cdef floating eta = <floating>lr
     cdef floating eps = <floating>epsilon
     cdef floating g
     for j in range(n):
-        g = _finished(grad[j], theta[j], a, s, r, pen, ex)
+        g = _finished(grad[j], theta[j], a, pen, d)
         acc[j] += g * g
         theta[j] -= eta * g / (_sqrt(acc[j]) + eps)
 
 
 cdef void _rmsprop_update(floating *theta, const floating *grad, floating *acc,
-                          intp n, Fin fin, double lr, double rho,
+                          intp n, Fin fin, Divisor d, double lr, double rho,
                           double epsilon) noexcept nogil:
     """RMSProp (PyTorch's rule, no momentum, not centred):
 
@@ -923,23 +986,20 @@ cdef void _rmsprop_update(floating *theta, const floating *grad, floating *acc,
     """
     cdef intp j
     cdef floating a = <floating>fin.alpha
-    cdef floating s = <floating>fin.divisor
-    cdef floating r = 1 / s
     cdef bint pen = fin.penalised
-    cdef bint ex = fin.exact
     cdef floating eta = <floating>lr
     cdef floating decay = <floating>rho
     cdef floating c = <floating>(1 - rho)
     cdef floating eps = <floating>epsilon
     cdef floating g
     for j in range(n):
-        g = _finished(grad[j], theta[j], a, s, r, pen, ex)
+        g = _finished(grad[j], theta[j], a, pen, d)
         acc[j] = decay * acc[j] + c * (g * g)
         theta[j] -= eta * g / (_sqrt(acc[j]) + eps)
 
 
 cdef void _adamw_update(floating *theta, const floating *grad, floating *m,
-                        floating *v, intp n, Fin fin, long long t, double lr,
+                        floating *v, intp n, Fin fin, Divisor d, long long t, double lr,
                         double beta_1, double beta_2, double epsilon,
                         double weight_decay) noexcept nogil:
     """AdamW (PyTorch's rule; Loshchilov & Hutter's decoupled weight decay):
@@ -950,10 +1010,7 @@ cdef void _adamw_update(floating *theta, const floating *grad, floating *m,
     """
     cdef intp j
     cdef floating a = <floating>fin.alpha
-    cdef floating s = <floating>fin.divisor
-    cdef floating r = 1 / s
     cdef bint pen = fin.penalised
-    cdef bint ex = fin.exact
     cdef floating b1 = <floating>beta_1
     cdef floating b2 = <floating>beta_2
     cdef floating c1 = <floating>(1 - beta_1)
@@ -964,11 +1021,33 @@ cdef void _adamw_update(floating *theta, const floating *grad, floating *m,
     cdef floating root_bc2 = <floating>sqrt(1 - pow(beta_2, <double>t))
     cdef floating g
     for j in range(n):
-        g = _finished(grad[j], theta[j], a, s, r, pen, ex)
+        g = _finished(grad[j], theta[j], a, pen, d)
         theta[j] = theta[j] * decay
         m[j] = b1 * m[j] + c1 * g
         v[j] = b2 * v[j] + c2 * (g * g)
         theta[j] -= step * m[j] / (_sqrt(v[j]) / root_bc2 + eps)
+
+
+cdef void _update_by(const Opt *opt, floating *theta, const floating *grad,
+                     floating *state_1, floating *state_2, intp n, Fin fin,
+                     Divisor d, long long t) noexcept nogil:
+    cdef double lr_t
+    if opt.solver == SGD:
+        _sgd_update(theta, grad, state_1, n, fin, d, opt.lr, opt.momentum,
+                    opt.nesterov, opt.store_velocity)
+    elif opt.solver == ADAM:
+        lr_t = (opt.lr * sqrt(1 - pow(opt.beta_2, <double>t))
+                / (1 - pow(opt.beta_1, <double>t)))
+        _adam_update(theta, grad, state_1, state_2, n, fin, d, lr_t, opt.beta_1,
+                     opt.beta_2, opt.epsilon)
+    elif opt.solver == ADAGRAD:
+        _adagrad_update(theta, grad, state_1, n, fin, d, opt.lr, opt.epsilon)
+    elif opt.solver == RMSPROP:
+        _rmsprop_update(theta, grad, state_1, n, fin, d, opt.lr, opt.rho,
+                        opt.epsilon)
+    else:
+        _adamw_update(theta, grad, state_1, state_2, n, fin, d, t, opt.lr,
+                      opt.beta_1, opt.beta_2, opt.epsilon, opt.weight_decay)
 
 
 cdef void _update(const Opt *opt, floating *theta, const floating *grad,
@@ -976,24 +1055,24 @@ cdef void _update(const Opt *opt, floating *theta, const floating *grad,
                   long long t) noexcept nogil:
     """Apply step number t (1, 2, ...) to n parameters (any range of the vector),
     from their raw gradient sums (finished as ``fin`` says)."""
-    cdef double lr_t
+    cdef Pow2Divisor by_pow2
+    cdef AnyDivisor by_any
+    cdef floating s = <floating>fin.divisor
     if n <= 0:
         return
-    if opt.solver == SGD:
-        _sgd_update(theta, grad, state_1, n, fin, opt.lr, opt.momentum,
-                    opt.nesterov, opt.store_velocity)
-    elif opt.solver == ADAM:
-        lr_t = (opt.lr * sqrt(1 - pow(opt.beta_2, <double>t))
-                / (1 - pow(opt.beta_1, <double>t)))
-        _adam_update(theta, grad, state_1, state_2, n, fin, lr_t, opt.beta_1,
-                     opt.beta_2, opt.epsilon)
-    elif opt.solver == ADAGRAD:
-        _adagrad_update(theta, grad, state_1, n, fin, opt.lr, opt.epsilon)
-    elif opt.solver == RMSPROP:
-        _rmsprop_update(theta, grad, state_1, n, fin, opt.lr, opt.rho, opt.epsilon)
+    if fin.how == FIN_DIVIDE:
+        # A divisor outside _div's range: the division in a pass of its own
+        # (over the workspace's gradient, which nothing reads after the step),
+        # then the update as if by 1.
+        _finish_part(<floating *>grad, theta, n, fin)
+        fin = _fin_for(0, 1, False)
+    if fin.how == FIN_MULTIPLY:
+        by_pow2.reciprocal = 1 / fin.divisor
+        _update_by(opt, theta, grad, state_1, state_2, n, fin, by_pow2, t)
     else:
-        _adamw_update(theta, grad, state_1, state_2, n, fin, t, opt.lr,
-                      opt.beta_1, opt.beta_2, opt.epsilon, opt.weight_decay)
+        by_any.divisor = <double>s
+        by_any.reciprocal = 1 / <double>s
+        _update_by(opt, theta, grad, state_1, state_2, n, fin, by_any, t)
 
 
 cdef inline void _update_part(const Opt *opt, floating *theta,
