@@ -18,6 +18,7 @@ All trainable parameters live in one vector ``_theta`` laid out as
 # * The kernels trust their input: every array handed to them is validated,
 #   C-contiguous and of the model's dtype (see ``_kernel_input``).
 
+import math
 import time
 import warnings
 from abc import ABC, abstractmethod
@@ -97,11 +98,33 @@ _NON_FINITE_WEIGHTS = (
 )
 
 
+def _fit_label_binarizer(y):
+    """``LabelBinarizer().fit(y)``, for validated targets ``y``.
+
+    A 1-d array of integers or booleans is binary (at most two labels) or
+    multiclass, and its classes are ``np.unique(y)``: the fitted attributes
+    are set from those directly (about 30 microseconds instead of 400 of
+    ``type_of_target`` and ``unique_labels``, run twice by ``fit``; they
+    count in model selection, where fits are short and many). Every other
+    target goes through ``LabelBinarizer.fit`` itself.
+    tests/test_sklearn_agreement.py compares the two.
+    """
+    lb = LabelBinarizer()
+    if not (isinstance(y, np.ndarray) and y.ndim == 1 and y.shape[0] > 0
+            and y.dtype.kind in "biu"):
+        return lb.fit(y)
+    classes = np.unique(y)
+    lb.y_type_ = "multiclass" if classes.shape[0] > 2 else "binary"
+    lb.sparse_input_ = False
+    lb.classes_ = classes
+    return lb
+
+
 def _divergence(epoch_loss, params_finite):
     """What became non-finite in an epoch: 'parameters', 'training loss' or None."""
     if not params_finite:
         return "parameters"
-    if not np.isfinite(epoch_loss):
+    if not math.isfinite(epoch_loss):
         return "training loss"
     return None
 
@@ -1871,8 +1894,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         #     1            1             1           check compatible (warm start)
         #     1            0             1           check compatible (last fit)
         if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
-            self._label_binarizer = LabelBinarizer()
-            self._label_binarizer.fit(y)
+            self._label_binarizer = _fit_label_binarizer(y)
             self.classes_ = self._label_binarizer.classes_
         else:
             classes = unique_labels(y)

@@ -737,3 +737,59 @@ def test_verbose_output_agrees(solver, extra, capsys):
     out = capsys.readouterr().out
     assert out_ref.count("Iteration") == ref.n_iter_ > 0
     assert out == out_ref
+
+
+# ---------------------------------------------------------------------------
+# The label binarizer
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("y", [
+    np.array([3, 1, 2, 1, 0, 9, 3], dtype=np.int64),
+    np.array([-5, 7, -5, 7], dtype=np.int8),
+    np.array([200, 3, 200, 17], dtype=np.uint8),
+    np.array([4, 4, 4], dtype=np.int32),                   # one class
+    np.array([0, 1, 1, 0], dtype=np.uint64),
+    np.array([True, False, True]),
+    np.array([1.0, 2.0, 3.0, 2.0]),                        # floats: the regular path
+    np.array(["b", "a", "c", "a"]),
+    np.array(["x", "y", "x"], dtype=object),
+    np.array([[1, 0, 1], [0, 1, 1]]),                      # multilabel
+], ids=lambda y: f"{y.dtype}-{y.ndim}d-{len(np.unique(y))}")
+def test_label_binarizer_fast_path(y):
+    """_fit_label_binarizer sets what LabelBinarizer.fit sets, the same
+    attributes with the same values and dtypes (the fast path for integer
+    labels would miss an attribute a newer scikit-learn adds), and the two
+    encode and decode alike."""
+    from sklearn.preprocessing import LabelBinarizer
+    from skmlp._multilayer_perceptron import _fit_label_binarizer
+
+    ours, ref = _fit_label_binarizer(y), LabelBinarizer().fit(y)
+    assert sorted(vars(ours)) == sorted(vars(ref))
+    for name, value in vars(ref).items():
+        mine = getattr(ours, name)
+        if isinstance(value, np.ndarray):
+            assert mine.dtype == value.dtype, name
+            assert_array_equal(mine, value)
+        else:
+            assert mine == value and type(mine) is type(value), name
+    assert_array_equal(ours.transform(y), ref.transform(y))
+    assert_array_equal(ours.inverse_transform(ref.transform(y)),
+                       ref.inverse_transform(ref.transform(y)))
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint16, np.int64, bool])
+def test_integer_labels_agree(dtype):
+    """Integer and boolean labels of any width train the same model and give
+    the same classes_ as scikit-learn."""
+    X, y = make_classification(n_samples=120, n_features=6, n_informative=4,
+                               n_classes=2 if dtype is bool else 3,
+                               random_state=0)
+    y = y.astype(dtype)
+    kw = dict(hidden_layer_sizes=(7,), max_iter=5, random_state=0)
+    ours = fit_quietly(skmlp.MLPClassifier(**kw), X, y)
+    ref = fit_quietly(sknn.MLPClassifier(**kw), X, y)
+    assert ours.classes_.dtype == ref.classes_.dtype
+    assert_array_equal(ours.classes_, ref.classes_)
+    assert_allclose(ours.predict_proba(X), ref.predict_proba(X), rtol=RTOL, atol=ATOL)
+    assert_array_equal(ours.predict(X), ref.predict(X))
