@@ -895,8 +895,8 @@ cdef void _finish(const Net *net, const floating *theta,
 # loop-invariant flag: one vectorised loop per combination.
 
 cdef void _sgd_update(floating *theta, const floating *grad, floating *velocity,
-                      intp n, Fin fin, Divisor d, double lr, double momentum, bint nesterov,
-                      bint store_velocity) noexcept nogil:
+                      intp n, Fin fin, Divisor d, double lr, double momentum,
+                      bint nesterov, bint store_velocity) noexcept nogil:
     """v = momentum * v - lr * g; theta += momentum * v - lr * g (Nesterov) or v.
 
     With momentum 0 the old velocity is not read, and the new one
@@ -937,8 +937,8 @@ cdef void _sgd_update(floating *theta, const floating *grad, floating *velocity,
 
 
 cdef void _adam_update(floating *theta, const floating *grad, floating *m,
-                       floating *v, intp n, Fin fin, Divisor d, double lr_t, double beta_1,
-                       double beta_2, double epsilon) noexcept nogil:
+                       floating *v, intp n, Fin fin, Divisor d, double lr_t,
+                       double beta_1, double beta_2, double epsilon) noexcept nogil:
     """Adam as scikit-learn writes it, bias correction folded into lr_t:
 
     m = beta_1 * m + (1 - beta_1) * g;  v = beta_2 * v + (1 - beta_2) * g ** 2
@@ -963,7 +963,8 @@ cdef void _adam_update(floating *theta, const floating *grad, floating *m,
 
 
 cdef void _adagrad_update(floating *theta, const floating *grad, floating *acc,
-                          intp n, Fin fin, Divisor d, double lr, double epsilon) noexcept nogil:
+                          intp n, Fin fin, Divisor d, double lr,
+                          double epsilon) noexcept nogil:
     """AdaGrad (PyTorch's rule, no lr decay): s += g ** 2; theta -= lr * g / (sqrt(s) + eps)."""
     cdef intp j
     cdef floating a = <floating>fin.alpha
