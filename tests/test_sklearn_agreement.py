@@ -396,6 +396,29 @@ def test_sample_weight_agrees(solver, task):
         _check_stochastic_agreement(ref, ours, X)
 
 
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_huge_sample_weights_agree(solver, task):
+    """Sample weights near 1e300: every batch's weight is beyond 2^1000,
+    where the kernels divide the gradient by it in a pass of its own
+    (Fin.how == FIN_DIVIDE) instead of through its reciprocal, and the
+    update loops then run as if by 1. The model still agrees."""
+    est_name, X, y = _task(task)
+    sw = _sample_weight(X.shape[0]) * 1e300
+    # (batches of 200 and 100 rows: even the 100 smallest weights sum past it)
+    assert np.sort(sw)[:100].sum() > 2.0 ** 1000
+    if solver == "lbfgs":
+        params = dict(_est_params(task), solver="lbfgs", max_iter=15)
+    else:
+        params = _stochastic_case(task, solver)
+    ref, ours = _fit_pair(est_name, X, y, fit_params=dict(sample_weight=sw), **params)
+    if solver == "lbfgs":
+        assert ours.n_iter_ == ref.n_iter_
+        assert_predictions_agree(ref, ours, X, rtol=1e-5, atol=1e-8)
+    else:
+        _check_stochastic_agreement(ref, ours, X)
+
+
 @pytest.mark.parametrize("alpha", [0.0, 0.5, 5.0])
 @pytest.mark.parametrize("task", ["multiclass", "regression"])
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
