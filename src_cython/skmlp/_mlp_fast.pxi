@@ -860,7 +860,7 @@ cdef void _finish_part(floating *grad, const floating *theta, intp n,
         _finish_loop(grad, theta, n, fin, by_pow2)
     elif fin.how == FIN_RECIPROCAL:
         by_any.divisor = <double>s
-        by_any.reciprocal = 1 / <double>s
+        by_any.reciprocal = 1 / by_any.divisor
         _finish_loop(grad, theta, n, fin, by_any)
     else:
         for j in range(n):
@@ -1058,7 +1058,6 @@ cdef void _update(const Opt *opt, floating *theta, const floating *grad,
     from their raw gradient sums (finished as ``fin`` says)."""
     cdef Pow2Divisor by_pow2
     cdef AnyDivisor by_any
-    cdef floating s = <floating>fin.divisor
     if n <= 0:
         return
     if fin.how == FIN_DIVIDE:
@@ -1071,8 +1070,9 @@ cdef void _update(const Opt *opt, floating *theta, const floating *grad,
         by_pow2.reciprocal = 1 / fin.divisor
         _update_by(opt, theta, grad, state_1, state_2, n, fin, by_pow2, t)
     else:
-        by_any.divisor = <double>s
-        by_any.reciprocal = 1 / <double>s
+        # (as _finish_part: the divisor rounded to the dtype, its reciprocal)
+        by_any.divisor = <double><floating>fin.divisor
+        by_any.reciprocal = 1 / by_any.divisor
         _update_by(opt, theta, grad, state_1, state_2, n, fin, by_any, t)
 
 
