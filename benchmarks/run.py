@@ -755,12 +755,17 @@ def case_rows(spec):
 def time_gemm(calls, dtype, threads, budget=0.25, trials=5):
     """GFLOP/s of SciPy's ?gemm over the given calls, at ``threads`` threads.
 
-    The calls are made through scipy.linalg.blas.?gemm on Fortran-ordered
-    operands (no copies) with a preallocated output; one 'pass' is the whole
-    list once. Each trial runs passes for ``budget`` seconds; returns the
-    median and best rate over ``trials``.
+    One 'pass' is the whole list of calls once, on preallocated operands (no
+    copies). The passes run in a compiled loop (``skmlp._blas._py_gemm_loop``:
+    the wrapper the kernels call, over ``scipy.linalg.cython_blas``), so that
+    no Python runs between two products: through ``scipy.linalg.blas`` each
+    call costs about a microsecond of Python, which is a third of the time of
+    a (32, 64, 100) float64 product and would make small shapes' reference
+    rates (and the bounds computed from them) too low. Each trial runs passes
+    for about ``budget`` seconds; returns the median and best rate over
+    ``trials``.
     """
-    gemm = scipy_blas.sgemm if dtype == np.float32 else scipy_blas.dgemm
+    loop = getattr(skmlp_blas_module(), "_py_gemm_loop", None)
     rs = np.random.RandomState(0)
     ops = []
     flops = 0.0
@@ -771,26 +776,60 @@ def time_gemm(calls, dtype, threads, budget=0.25, trials=5):
         k = a_shape[0] if ta else a_shape[1]
         flops += 2.0 * c_shape[0] * c_shape[1] * k
         ops.append((a, b, c, ta, tb))
-    rates = []
-    with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
-        for a, b, c, ta, tb in ops:  # warm-up
-            gemm(1.0, a, b, beta=0.0, c=c, trans_a=ta, trans_b=tb, overwrite_c=1)
-        for _ in range(trials):
-            passes = 0
-            t0 = time.perf_counter()
-            while True:
+    if loop is not None:
+        # column-major c = op(a) @ op(b) is row-major c.T = op(b).T @ op(a).T
+        row_major = [(tb, ta, b.T, a.T, c.T) for a, b, c, ta, tb in ops]
+
+        def run_passes(n):
+            loop(row_major, n)
+        method = ("compiled loop (skmlp._blas._py_gemm_loop: no Python between "
+                  "the products)")
+    else:
+        gemm = scipy_blas.sgemm if dtype == np.float32 else scipy_blas.dgemm
+
+        def run_passes(n):
+            for _ in range(n):
                 for a, b, c, ta, tb in ops:
                     gemm(1.0, a, b, beta=0.0, c=c, trans_a=ta, trans_b=tb,
                          overwrite_c=1)
-                passes += 1
-                dt = time.perf_counter() - t0
-                if dt >= budget:
-                    break
+        method = "Python loop (scipy.linalg.blas; this skmlp has no _py_gemm_loop)"
+    rates = []
+    with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
+        run_passes(1)  # warm-up
+        passes = 1
+        while True:  # passes per trial: about ``budget`` seconds
+            t0 = time.perf_counter()
+            run_passes(passes)
+            dt = time.perf_counter() - t0
+            if dt >= budget / 8:
+                break
+            passes *= 4
+        passes = max(1, int(round(passes * budget / dt)))
+        for _ in range(trials):
+            t0 = time.perf_counter()
+            run_passes(passes)
+            dt = time.perf_counter() - t0
             rates.append(flops * passes / dt / 1e9)
     return {"gflops_median": float(np.median(rates)), "gflops_best": float(max(rates)),
             "gflops_trials": rates, "threads": threads, "flops_per_pass": flops,
+            "method": method,
             "calls": [dict(trans_a=ta, trans_b=tb, a=list(a), b=list(b), c=list(c))
                       for ta, tb, a, b, c in calls]}
+
+
+def _reference_method(rows):
+    methods = sorted({r["blas_reference"].get("method", "Python loop")
+                      for r in rows})
+    return "; ".join(methods)
+
+
+def skmlp_blas_module():
+    """skmlp's compiled BLAS wrappers (None if they cannot be imported)."""
+    try:
+        from skmlp import _blas
+    except ImportError:
+        return None
+    return _blas
 
 
 def blas_reference(spec):
@@ -1402,7 +1441,8 @@ def write_markdown(path, report):
         lines += ["", "## Matrix products (BLAS view)", "",
                   "FLOPs = the analytic count of the matrix products (forward, weight "
                   "gradients, hidden deltas; forward only for case 5). Reference = "
-                  "SciPy's ?gemm on the same shapes, same threads, in this run. "
+                  "SciPy's ?gemm on the same shapes, same threads, in this run, "
+                  "timed in a " + _reference_method(blas_rows) + ". "
                   "GEMM-only s = FLOPs / reference rate: the time of the products "
                   "alone. Bound = competitor median / GEMM-only s, the largest ratio "
                   "skmlp could show if everything but the products were free.", "",

@@ -69,6 +69,9 @@ def test_json_fields(quick_run):
         assert res["gflops"] > 0 and res["blas_fraction"] > 0
     assert set(row["ratios"]) == {"sklearn"}
     assert row["flops"] > 0 and row["blas_reference"]["gflops_median"] > 0
+    # the reference rate is timed with no Python between the products
+    assert row["blas_reference"]["method"].startswith("compiled loop")
+    assert report["gemm_headline"]["float64"]["method"].startswith("compiled loop")
     assert row["threads"]["skmlp_blas"] == 1
     assert set(row["targets"]) >= {"vs_sklearn", "memory"}
     for check in row["targets"].values():

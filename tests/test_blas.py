@@ -217,6 +217,59 @@ def test_gemm_accepts_read_only_operands(dtype):
 
 
 # ---------------------------------------------------------------------------
+# the benchmarks' loop of products
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_gemm_loop_computes_every_call(dtype):
+    """_py_gemm_loop (benchmarks/run.py's reference rate) makes each of its
+    products, C = op(A) @ op(B), with every transpose combination; C is
+    overwritten (beta 0), so two passes give the same result as one."""
+    shapes = [(5, 3, 7), (37, 21, 65), (1, 4, 2), (32, 100, 64)]
+    calls, expected = [], []
+    for i, (m, n, k) in enumerate(shapes):
+        for ta in (False, True):
+            for tb in (False, True):
+                A_log, B_log, A, B, _ = _operands(dtype, m, n, k, ta, tb, seed=10 + i)
+                C = np.full((m, n), np.nan, dtype=dtype)
+                calls.append((ta, tb, A, B, C))
+                expected.append(_reference(1.0, A_log, B_log, 0.0, np.zeros((m, n))))
+    _blas._py_gemm_loop(calls, 2)
+    for (ta, tb, A, B, C), (exp, scale) in zip(calls, expected):
+        assert C.dtype == dtype
+        _assert_close_scaled(C, exp, scale, TOL[dtype])
+    for call in calls:
+        call[4][...] = np.nan
+    _blas._py_gemm_loop(calls, 0)
+    assert all(np.isnan(call[4]).all() for call in calls)
+
+
+def test_gemm_loop_rejects_bad_calls():
+    f8, f4 = np.float64, np.float32
+    ok = (False, False, np.ones((2, 3)), np.ones((3, 4)), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="shape mismatch.*call 1"):
+        _blas._py_gemm_loop([ok, (False, False, np.ones((2, 3)), np.ones((2, 4)),
+                                  np.zeros((2, 4)))], 1)
+    with pytest.raises(ValueError, match="shape mismatch.*call 0"):
+        _blas._py_gemm_loop([(False, False, np.ones((2, 3)), np.ones((3, 4)),
+                              np.zeros((4, 2)))], 1)
+    with pytest.raises(ValueError, match="dtype mismatch"):
+        _blas._py_gemm_loop([ok, (False, False, np.ones((2, 3), f4),
+                                  np.ones((3, 4), f4), np.zeros((2, 4), f4))], 1)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _blas._py_gemm_loop([(False, False, np.ones((3, 2), f8).T, np.ones((3, 4)),
+                              np.zeros((2, 4)))], 1)
+    with pytest.raises(ValueError, match="empty product"):
+        _blas._py_gemm_loop([(False, False, np.ones((2, 0)), np.ones((0, 4)),
+                              np.zeros((2, 4)))], 1)
+    with pytest.raises(ValueError, match="at least one call"):
+        _blas._py_gemm_loop([], 1)
+    with pytest.raises(ValueError, match="at least one call"):
+        _blas._py_gemm_loop([ok], -1)
+
+
+# ---------------------------------------------------------------------------
 # axpy and dot
 # ---------------------------------------------------------------------------
 

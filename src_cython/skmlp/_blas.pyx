@@ -9,6 +9,7 @@ same memory read column-major, so ``C = op(A) @ op(B)`` in row-major order is
 computed as ``C.T = op(B).T @ op(A).T`` in column-major order: swap the operands
 and their dimensions, keep the transpose flags.
 """
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from scipy.linalg.cython_blas cimport sgemm, dgemm, saxpy, daxpy, sdot, ddot
 
 
@@ -82,3 +83,88 @@ def _py_dot(const floating[::1] x, const floating[::1] y):
     if x.shape[0] != y.shape[0]:
         raise ValueError("shape mismatch in _py_dot")
     return _dot(<int>x.shape[0], &x[0], 1, &y[0], 1)
+
+
+# The benchmarks' reference rate (benchmarks/run.py): the same products the
+# kernels make, through the same wrapper, with no Python between the calls.
+# Through scipy.linalg.blas each call costs about a microsecond of Python, a
+# third of a (32, 64, 100) float64 product: timed that way, a small shape's
+# rate is not the BLAS's.
+
+cdef struct _GemmCall:
+    BLAS_Trans ta, tb
+    int m, n, k, lda, ldb, ldc
+    const void *A
+    const void *B
+    void *C
+
+
+def _py_gemm_loop(list calls, Py_ssize_t passes):
+    """Run the products ``C = op(A) @ op(B)`` of ``calls`` (tuples ``(trans_a,
+    trans_b, A, B, C)`` of C-ordered operands of one dtype, as ``_py_gemm``
+    takes them) in order, ``passes`` times, without the GIL; returns None.
+    """
+    cdef Py_ssize_t n_calls = len(calls), i, p
+    cdef _GemmCall *c
+    cdef const float[:, ::1] Af, Bf
+    cdef float[:, ::1] Cf
+    cdef const double[:, ::1] Ad, Bd
+    cdef double[:, ::1] Cd
+    cdef int rows_a, cols_a, rows_b, cols_b, rows_c, cols_c
+    cdef bint single
+    cdef list keep = []           # the buffers stay alive while the loop runs
+    if n_calls == 0 or passes < 0:
+        raise ValueError("_py_gemm_loop needs at least one call and passes >= 0")
+    single = memoryview(calls[0][4]).format == "f"
+    cdef _GemmCall *todo = <_GemmCall *>PyMem_Malloc(n_calls * sizeof(_GemmCall))
+    if todo == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n_calls):
+            ta, tb, A, B, C = calls[i]
+            c = &todo[i]
+            c.ta = Trans if ta else NoTrans
+            c.tb = Trans if tb else NoTrans
+            if single:
+                Af = A
+                Bf = B
+                Cf = C
+                keep.append((Af, Bf, Cf))
+                rows_a, cols_a = Af.shape[0], Af.shape[1]
+                rows_b, cols_b = Bf.shape[0], Bf.shape[1]
+                rows_c, cols_c = Cf.shape[0], Cf.shape[1]
+            else:
+                Ad = A
+                Bd = B
+                Cd = C
+                keep.append((Ad, Bd, Cd))
+                rows_a, cols_a = Ad.shape[0], Ad.shape[1]
+                rows_b, cols_b = Bd.shape[0], Bd.shape[1]
+                rows_c, cols_c = Cd.shape[0], Cd.shape[1]
+            c.m = cols_a if ta else rows_a
+            c.k = rows_a if ta else cols_a
+            c.n = rows_b if tb else cols_b
+            if ((cols_b if tb else rows_b) != c.k or rows_c != c.m
+                    or cols_c != c.n):
+                raise ValueError(f"shape mismatch in _py_gemm_loop (call {i})")
+            if c.m == 0 or c.n == 0 or c.k == 0:
+                raise ValueError(f"empty product in _py_gemm_loop (call {i})")
+            c.lda, c.ldb, c.ldc = cols_a, cols_b, cols_c
+            if single:
+                c.A, c.B, c.C = &Af[0, 0], &Bf[0, 0], &Cf[0, 0]
+            else:
+                c.A, c.B, c.C = &Ad[0, 0], &Bd[0, 0], &Cd[0, 0]
+        with nogil:
+            for p in range(passes):
+                for i in range(n_calls):
+                    c = &todo[i]
+                    if single:
+                        _gemm(c.ta, c.tb, c.m, c.n, c.k, <float>1, <const float *>c.A,
+                              c.lda, <const float *>c.B, c.ldb, <float>0,
+                              <float *>c.C, c.ldc)
+                    else:
+                        _gemm(c.ta, c.tb, c.m, c.n, c.k, <double>1,
+                              <const double *>c.A, c.lda, <const double *>c.B,
+                              c.ldb, <double>0, <double *>c.C, c.ldc)
+    finally:
+        PyMem_Free(todo)
