@@ -72,6 +72,13 @@ def test_json_fields(quick_run):
     # the reference rate is timed with no Python between the products
     assert row["blas_reference"]["method"].startswith("compiled loop")
     assert report["gemm_headline"]["float64"]["method"].startswith("compiled loop")
+    # case 2 steps with momentum: its update is a pass of its own, timed alone,
+    # and the bound with it is below the products' alone
+    upd = row["update_only"]
+    assert upd["seconds"] > 0 and upd["params"] == 64 * 100 + 100 + 100 * 10 + 10
+    assert row["floor_s"] == pytest.approx(row["gemm_ideal_s"] + upd["seconds"])
+    for c, b in row["ratio_bound_update"].items():
+        assert 0 < b < row["ratio_bound"][c]
     assert row["threads"]["skmlp_blas"] == 1
     assert set(row["targets"]) >= {"vs_sklearn", "memory"}
     for check in row["targets"].values():

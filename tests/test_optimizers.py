@@ -522,3 +522,56 @@ def test_momentum_zero_weight_decay_is_exact(dtype, decay, rtol):
     assert est.coefs_[0].dtype == dtype
     got = est.coefs_[0].ravel().astype(np.float64)
     np.testing.assert_allclose(got, expected, rtol=rtol, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("solver_case", ALL_SOLVERS)
+def test_update_steps_hook_is_the_update_rule(solver_case, dtype):
+    """_mlp_fast._py_update_steps (the benchmarks' update-only time) makes the
+    solver's steps: g = (G + alpha * theta) / sw_sum on every entry, then the
+    rule, step after step from the same raw gradient sum G."""
+    from skmlp import _mlp_fast
+    from skmlp._multilayer_perceptron import _SOLVER_CODES
+
+    solver, extra = SOLVER_CASES[solver_case]
+    est = _estimator(solver_case)
+    p = est.get_params()
+    n, alpha, sw_sum, steps = 1000, 0.01, 37.0, 3
+    rs = np.random.RandomState(0)
+    theta0 = rs.uniform(-1, 1, n).astype(dtype)
+    G = rs.standard_normal(n).astype(dtype)
+    opt = (_SOLVER_CODES[solver], LR, p["momentum"], p["nesterovs_momentum"],
+           p["beta_1"], p["beta_2"], p["epsilon"], p.get("rho", 0.9),
+           p.get("weight_decay", 0.0))
+    two = solver in ("adam", "adamw")
+    theta = theta0.copy()
+    s1 = np.zeros(n, dtype)
+    s2 = np.zeros(n if two else 0, dtype)
+    assert _mlp_fast._py_update_steps(opt, theta, G, s1, s2, alpha, sw_sum, 0,
+                                      steps) == steps
+
+    ref = Reference(est, n)
+    expected = theta0.astype(np.float64)
+    for _ in range(steps):
+        g = (G.astype(np.float64) + alpha * expected) / sw_sum
+        expected = ref.step(expected, g, LR)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(theta, expected, rtol=rtol, atol=rtol * 1e-2)
+    assert not np.allclose(theta, theta0)
+
+
+def test_update_steps_hook_rejects_bad_input():
+    from skmlp import _mlp_fast
+    from skmlp._multilayer_perceptron import _SOLVER_CODES
+
+    adam = (_SOLVER_CODES["adam"], 0.001, 0.9, True, 0.9, 0.999, 1e-8, 0.9, 0.0)
+    z = np.zeros(4)
+    with pytest.raises(ValueError, match="theta's length"):
+        _mlp_fast._py_update_steps(adam, np.zeros(4), z, z, np.zeros(0), 0.0, 1.0,
+                                   0, 1)
+    with pytest.raises(ValueError, match="steps must be"):
+        _mlp_fast._py_update_steps(adam, np.zeros(4), z, z, z.copy(), 0.0, 1.0,
+                                   0, -1)
+    with pytest.raises(ValueError, match="sw_sum within"):
+        _mlp_fast._py_update_steps(adam, np.zeros(4), z, z, z.copy(), 0.0, 1e305,
+                                   0, 1)

@@ -1144,6 +1144,41 @@ cdef double _step_penalty(const Net *net, const floating *theta) noexcept nogil:
     return penalty
 
 
+def _py_update_steps(tuple opt_params, floating[::1] theta,
+                     const floating[::1] grad, floating[::1] state_1,
+                     floating[::1] state_2, double alpha, double sw_sum,
+                     long long t, long long steps):
+    """``steps`` optimizer steps t + 1, ..., t + steps of the whole vector as
+    coefficients (the L2 term on every entry), each from the same raw
+    gradient sum ``grad``, through _update under the training kernels'
+    flush-to-zero mode; returns t + steps. For the tests, and for the
+    benchmarks' update-only time (benchmarks/run.py)."""
+    cdef Opt opt
+    cdef intp n = theta.shape[0]
+    cdef long long s
+    cdef unsigned long fp_state
+    cdef Fin fin = _fin_for(alpha, sw_sum, True)
+    opt.solver, opt.lr, opt.momentum, opt.nesterov, opt.beta_1, opt.beta_2, \
+        opt.epsilon, opt.rho, opt.weight_decay = opt_params
+    opt.store_velocity = True
+    cdef bint two = opt.solver == ADAM or opt.solver == ADAMW
+    if (grad.shape[0] != n or state_1.shape[0] != n
+            or state_2.shape[0] != (n if two else 0)):
+        raise ValueError("grad and the optimizer state must have theta's length "
+                         "(state_2: Adam and AdamW only)")
+    if steps < 0 or fin.how == FIN_DIVIDE or sw_sum < 0:
+        raise ValueError("steps must be >= 0 and sw_sum within 2^-1000..2^1000")
+    if n == 0:
+        return t + steps
+    with nogil:
+        fp_state = skmlp_ftz_on()
+        for s in range(steps):
+            _update(&opt, &theta[0], &grad[0], &state_1[0],
+                    &state_2[0] if two else NULL, n, fin, t + s + 1)
+        skmlp_ftz_restore(fp_state)
+    return t + steps
+
+
 # ---------------------------------------------------------------------------
 # Entry points called from Python
 # ---------------------------------------------------------------------------
