@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from skmlp import _mlp_fast
@@ -72,12 +73,15 @@ def test_json_fields(quick_run):
     # the reference rate is timed with no Python between the products
     assert row["blas_reference"]["method"].startswith("compiled loop")
     assert report["gemm_headline"]["float64"]["method"].startswith("compiled loop")
-    # case 2 steps with momentum: its update is a pass of its own, timed alone,
-    # and the bound with it is below the products' alone
-    upd = row["update_only"]
+    # case 2 steps with momentum: its update is a pass of its own, timed
+    # alone, as is the gather of its shuffled rows; the floor bound (products,
+    # update and gather) is below the products' alone
+    upd, gat = row["update_only"], row["gather_only"]
     assert upd["seconds"] > 0 and upd["params"] == 64 * 100 + 100 + 100 * 10 + 10
-    assert row["floor_s"] == pytest.approx(row["gemm_ideal_s"] + upd["seconds"])
-    for c, b in row["ratio_bound_update"].items():
+    assert gat["seconds"] > 0 and gat["epochs_per_fit"] == row["params"]["max_iter"]
+    assert row["floor_s"] == pytest.approx(
+        row["gemm_ideal_s"] + upd["seconds"] + gat["seconds"])
+    for c, b in row["ratio_bound_floor"].items():
         assert 0 < b < row["ratio_bound"][c]
     assert row["threads"]["skmlp_blas"] == 1
     assert set(row["targets"]) >= {"vs_sklearn", "memory"}
@@ -218,3 +222,34 @@ def test_perf_profile_groups_samples_by_component():
     assert [s["symbol"] for s in summary["top_symbols"]] == [
         "sgemm_kernel_SKYLAKEX", "__pyx_f_5skmlp_9_mlp_fast__forward",
         "sgemm_itcopy_SKYLAKEX"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gather_epoch_hook_copies_the_rows_in_order(dtype):
+    """_mlp_fast._py_gather_epoch (the benchmarks' gather-only time) runs
+    training's gather: batch after batch, X_buf holds X[order[batch]]."""
+    rs = np.random.RandomState(0)
+    X = rs.standard_normal((23, 5)).astype(dtype)
+    order = rs.permutation(23).astype(np.intp)
+    buf = np.full((4, 5), np.nan, dtype=dtype)
+    assert _mlp_fast._py_gather_epoch(X, order, buf) == 6
+    # the last batch is order[20:23]: rows 0-2 of the buffer; row 3 is the
+    # previous batch's last
+    np.testing.assert_array_equal(buf[:3], X[order[20:]])
+    np.testing.assert_array_equal(buf[3], X[order[19]])
+    one = np.empty((1, 5), dtype=dtype)
+    for stop in (1, 9, 23):
+        _mlp_fast._py_gather_epoch(X, order[:stop], one)
+        np.testing.assert_array_equal(one[0], X[order[stop - 1]])
+
+
+def test_gather_epoch_hook_rejects_bad_input():
+    X = np.zeros((5, 3))
+    with pytest.raises(ValueError, match="outside X's rows"):
+        _mlp_fast._py_gather_epoch(X, np.array([0, 5], dtype=np.intp), np.empty((2, 3)))
+    with pytest.raises(ValueError, match="outside X's rows"):
+        _mlp_fast._py_gather_epoch(X, np.array([-1], dtype=np.intp), np.empty((2, 3)))
+    with pytest.raises(ValueError, match="X's columns"):
+        _mlp_fast._py_gather_epoch(X, np.array([0], dtype=np.intp), np.empty((2, 4)))
+    with pytest.raises(ValueError, match="at least one row"):
+        _mlp_fast._py_gather_epoch(X, np.array([0], dtype=np.intp), np.empty((0, 3)))

@@ -1287,6 +1287,42 @@ cdef inline void _prefetch_row(const void *row, size_t nbytes) noexcept nogil:
         off += CACHE_LINE
 
 
+cdef inline void _gather_row(const floating *X, intp n_features,
+                             const intp *order, intp pos, intp n_samples,
+                             floating *dest) noexcept nogil:
+    """dest = X[order[pos]] (a row of n_features), asking for
+    X[order[pos + GATHER_AHEAD]] on the way."""
+    if pos + GATHER_AHEAD < n_samples:
+        _prefetch_row(X + order[pos + GATHER_AHEAD] * n_features,
+                      n_features * sizeof(floating))
+    memcpy(dest, X + order[pos] * n_features, n_features * sizeof(floating))
+
+
+def _py_gather_epoch(const floating[:, ::1] X, const intp[::1] order,
+                     floating[:, ::1] X_buf):
+    """Gather the rows of X in ``order``, batch after batch of X_buf's rows,
+    into X_buf, as an epoch of training does (the last batch may be short);
+    returns the number of batches. For the tests and the benchmarks'
+    gather-only time (benchmarks/run.py)."""
+    cdef intp n_samples = order.shape[0], batch = X_buf.shape[0]
+    cdef intp n_features = X.shape[1], start, r, n, batches = 0
+    if X_buf.shape[1] != n_features or batch == 0:
+        raise ValueError("X_buf must have X's columns and at least one row")
+    for r in range(n_samples):
+        if not 0 <= order[r] < X.shape[0]:
+            raise ValueError("order has an index outside X's rows")
+    with nogil:
+        start = 0
+        while start < n_samples:
+            n = batch if start + batch <= n_samples else n_samples - start
+            for r in range(n):
+                _gather_row(&X[0, 0], n_features, &order[0], start + r, n_samples,
+                            &X_buf[r, 0])
+            batches += 1
+            start += n
+    return batches
+
+
 cdef intp _last_step_start(const intp[::1] order, intp batch_size,
                            const floating[::1] sample_weight) noexcept nogil:
     """Start of the epoch's last batch that takes a step: the last batch, or
@@ -1435,11 +1471,8 @@ def _train_epoch(
                 for r in range(n):
                     idx = order[start + r]
                     if not sparse:
-                        if start + r + GATHER_AHEAD < n_samples:
-                            _prefetch_row(&X[order[start + r + GATHER_AHEAD], 0],
-                                          n_features * sizeof(floating))
-                        memcpy(&X_buf[r, 0], &X[idx, 0],
-                               n_features * sizeof(floating))
+                        _gather_row(&X[0, 0], n_features, &order[0], start + r,
+                                    n_samples, &X_buf[r, 0])
                     if not labels:
                         memcpy(&Y_buf[r, 0], &Y[idx, 0], n_out * sizeof(floating))
                     if weighted:
