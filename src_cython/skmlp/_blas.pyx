@@ -99,72 +99,63 @@ cdef struct _GemmCall:
     void *C
 
 
+cdef int _describe_call(_GemmCall *c, Py_ssize_t i, bint ta, bint tb,
+                        const floating[:, ::1] A, const floating[:, ::1] B,
+                        floating[:, ::1] C) except -1:
+    """Fill c with the row-major product C = op(A) @ op(B) (call number i)."""
+    c.ta = Trans if ta else NoTrans
+    c.tb = Trans if tb else NoTrans
+    c.m = <int>(A.shape[1] if ta else A.shape[0])
+    c.k = <int>(A.shape[0] if ta else A.shape[1])
+    c.n = <int>(B.shape[0] if tb else B.shape[1])
+    if ((B.shape[1] if tb else B.shape[0]) != c.k or C.shape[0] != c.m
+            or C.shape[1] != c.n):
+        raise ValueError(f"shape mismatch in _py_gemm_loop (call {i})")
+    if c.m == 0 or c.n == 0 or c.k == 0:
+        raise ValueError(f"empty product in _py_gemm_loop (call {i})")
+    c.lda, c.ldb, c.ldc = <int>A.shape[1], <int>B.shape[1], <int>C.shape[1]
+    c.A, c.B, c.C = &A[0, 0], &B[0, 0], &C[0, 0]
+    return 0
+
+
+cdef void _run_calls(const _GemmCall *todo, Py_ssize_t n_calls, Py_ssize_t passes,
+                     floating one) noexcept nogil:
+    """The products of todo, in order, ``passes`` times (``one`` = 1 picks
+    the dtype)."""
+    cdef Py_ssize_t i, p
+    cdef const _GemmCall *c
+    for p in range(passes):
+        for i in range(n_calls):
+            c = &todo[i]
+            _gemm(c.ta, c.tb, c.m, c.n, c.k, one, <const floating *>c.A, c.lda,
+                  <const floating *>c.B, c.ldb, one - one, <floating *>c.C, c.ldc)
+
+
 def _py_gemm_loop(list calls, Py_ssize_t passes):
     """Run the products ``C = op(A) @ op(B)`` of ``calls`` (tuples ``(trans_a,
     trans_b, A, B, C)`` of C-ordered operands of one dtype, as ``_py_gemm``
     takes them) in order, ``passes`` times, without the GIL; returns None.
     """
-    cdef Py_ssize_t n_calls = len(calls), i, p
-    cdef _GemmCall *c
-    cdef const float[:, ::1] Af, Bf
-    cdef float[:, ::1] Cf
-    cdef const double[:, ::1] Ad, Bd
-    cdef double[:, ::1] Cd
-    cdef int rows_a, cols_a, rows_b, cols_b, rows_c, cols_c
+    cdef Py_ssize_t n_calls = len(calls), i
     cdef bint single
-    cdef list keep = []           # the buffers stay alive while the loop runs
     if n_calls == 0 or passes < 0:
         raise ValueError("_py_gemm_loop needs at least one call and passes >= 0")
     single = memoryview(calls[0][4]).format == "f"
+    # (the operands stay alive: ``calls`` holds them while the loop runs)
     cdef _GemmCall *todo = <_GemmCall *>PyMem_Malloc(n_calls * sizeof(_GemmCall))
     if todo == NULL:
         raise MemoryError()
     try:
         for i in range(n_calls):
             ta, tb, A, B, C = calls[i]
-            c = &todo[i]
-            c.ta = Trans if ta else NoTrans
-            c.tb = Trans if tb else NoTrans
             if single:
-                Af = A
-                Bf = B
-                Cf = C
-                keep.append((Af, Bf, Cf))
-                rows_a, cols_a = Af.shape[0], Af.shape[1]
-                rows_b, cols_b = Bf.shape[0], Bf.shape[1]
-                rows_c, cols_c = Cf.shape[0], Cf.shape[1]
+                _describe_call[float](&todo[i], i, ta, tb, A, B, C)
             else:
-                Ad = A
-                Bd = B
-                Cd = C
-                keep.append((Ad, Bd, Cd))
-                rows_a, cols_a = Ad.shape[0], Ad.shape[1]
-                rows_b, cols_b = Bd.shape[0], Bd.shape[1]
-                rows_c, cols_c = Cd.shape[0], Cd.shape[1]
-            c.m = cols_a if ta else rows_a
-            c.k = rows_a if ta else cols_a
-            c.n = rows_b if tb else cols_b
-            if ((cols_b if tb else rows_b) != c.k or rows_c != c.m
-                    or cols_c != c.n):
-                raise ValueError(f"shape mismatch in _py_gemm_loop (call {i})")
-            if c.m == 0 or c.n == 0 or c.k == 0:
-                raise ValueError(f"empty product in _py_gemm_loop (call {i})")
-            c.lda, c.ldb, c.ldc = cols_a, cols_b, cols_c
-            if single:
-                c.A, c.B, c.C = &Af[0, 0], &Bf[0, 0], &Cf[0, 0]
-            else:
-                c.A, c.B, c.C = &Ad[0, 0], &Bd[0, 0], &Cd[0, 0]
+                _describe_call[double](&todo[i], i, ta, tb, A, B, C)
         with nogil:
-            for p in range(passes):
-                for i in range(n_calls):
-                    c = &todo[i]
-                    if single:
-                        _gemm(c.ta, c.tb, c.m, c.n, c.k, <float>1, <const float *>c.A,
-                              c.lda, <const float *>c.B, c.ldb, <float>0,
-                              <float *>c.C, c.ldc)
-                    else:
-                        _gemm(c.ta, c.tb, c.m, c.n, c.k, <double>1,
-                              <const double *>c.A, c.lda, <const double *>c.B,
-                              c.ldb, <double>0, <double *>c.C, c.ldc)
+            if single:
+                _run_calls(todo, n_calls, passes, <float>1)
+            else:
+                _run_calls(todo, n_calls, passes, <double>1)
     finally:
         PyMem_Free(todo)
