@@ -121,6 +121,26 @@ def _fit_label_binarizer(y):
     return lb
 
 
+def _accuracy(y_true, y_pred, sample_weight=None):
+    """``accuracy_score(y_true, y_pred, sample_weight=sample_weight)``.
+
+    Where its checks of the targets cannot fail and change nothing (1-D
+    integer or boolean label arrays of one non-zero length, no weights), the
+    mean of ``y_true == y_pred`` is computed directly, as accuracy_score
+    computes it (``np.average`` of the same booleans): those checks (the
+    targets' types, their unique values) take about 0.7 ms, twice the
+    prediction of a few hundred rows, on every ``score`` of a
+    cross-validation fold and every early-stopping epoch.
+    """
+    if (sample_weight is None
+            and type(y_true) is np.ndarray and type(y_pred) is np.ndarray
+            and y_true.ndim == 1 and y_true.shape == y_pred.shape
+            and y_true.shape[0] > 0
+            and y_true.dtype.kind in "biu" and y_pred.dtype.kind in "biu"):
+        return float(np.average(y_true == y_pred))
+    return accuracy_score(y_true, y_pred, sample_weight=sample_weight)
+
+
 def _divergence(epoch_loss, params_finite):
     """What became non-finite in an epoch: 'parameters', 'training loss' or None."""
     if not params_finite:
@@ -1960,9 +1980,34 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             return self.classes_.take(y_pred.argmax(axis=1), mode="clip")
         return self._label_binarizer.inverse_transform(y_pred)
 
+    def score(self, X, y, sample_weight=None):
+        """Return the mean accuracy on the given test data and labels.
+
+        As scikit-learn's ``ClassifierMixin.score``: ``accuracy_score(y,
+        self.predict(X), sample_weight=sample_weight)`` (subset accuracy for
+        multilabel targets).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Test samples.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            True labels for `X`.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            Mean accuracy of ``self.predict(X)`` w.r.t. `y`.
+        """
+        return _accuracy(y, self.predict(X), sample_weight=sample_weight)
+
     def _score(self, X, y, sample_weight=None):
         return self._score_with_function(
-            X, y, sample_weight=sample_weight, score_function=accuracy_score
+            X, y, sample_weight=sample_weight, score_function=_accuracy
         )
 
     def _check_partial_fit(self):

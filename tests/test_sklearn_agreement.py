@@ -816,3 +816,60 @@ def test_integer_labels_agree(dtype):
     assert_array_equal(ours.classes_, ref.classes_)
     assert_allclose(ours.predict_proba(X), ref.predict_proba(X), rtol=RTOL, atol=ATOL)
     assert_array_equal(ours.predict(X), ref.predict(X))
+
+
+def test_score_is_accuracy_score(monkeypatch):
+    """MLPClassifier.score equals scikit-learn's ClassifierMixin.score,
+    ``accuracy_score(y, predict(X), sample_weight)``, for every kind of
+    target; 1-D integer and boolean labels without weights take the direct
+    mean (no call to accuracy_score), the others accuracy_score itself."""
+    import pandas as pd
+    from sklearn.datasets import load_digits
+    from sklearn.metrics import accuracy_score
+
+    import skmlp._multilayer_perceptron as mlp_module
+
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return accuracy_score(*args, **kwargs)
+
+    monkeypatch.setattr(mlp_module, "accuracy_score", spy)
+    X, y = load_digits(return_X_y=True)
+    X = X[:300] / 16
+    y = y[:300]
+    rs = np.random.RandomState(0)
+    w = rs.uniform(0.5, 2, 300)
+    cases = []  # (model's labels, scoring labels, sample_weight, direct?)
+    for dtype in (np.int64, np.int32, np.uint8):
+        cases.append((y, y.astype(dtype), None, True))
+    shifted = y.copy()
+    shifted[:40] = 11                      # labels the model never predicts
+    cases += [(y, shifted, None, True), (y, y, w, False), (y, list(y), None, False),
+              (y, pd.Series(y), None, False), (y, y.astype(float), None, False)]
+    yb = y > 4
+    cases += [(yb, yb, None, True), (yb, yb.astype(int), None, True),
+              (yb, yb, w, False)]
+    ys = np.array(["c%d" % v for v in y], dtype=object)
+    cases += [(ys, ys, None, False)]
+    ym = np.stack([y > 4, y % 2 == 0], axis=1).astype(int)
+    cases += [(ym, ym, None, False)]
+    for fit_y, score_y, sw, direct in cases:
+        clf = fit_quietly(skmlp.MLPClassifier(hidden_layer_sizes=(8,), max_iter=5,
+                                              random_state=0), X, fit_y)
+        calls.clear()
+        got = clf.score(X, score_y, sample_weight=sw)
+        assert len(calls) == (0 if direct else 1), (type(score_y), sw is None)
+        expected = accuracy_score(score_y, clf.predict(X), sample_weight=sw)
+        assert type(got) is float
+        assert got == expected
+    # a target of the wrong length: accuracy_score's error
+    clf = fit_quietly(skmlp.MLPClassifier(hidden_layer_sizes=(8,), max_iter=5,
+                                          random_state=0), X, y)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        clf.score(X, y[:-1])
+    # and a column vector: accuracy_score's value
+    calls.clear()
+    assert clf.score(X, y[:, None]) == accuracy_score(y[:, None], clf.predict(X))
+    assert len(calls) == 1
