@@ -253,3 +253,6 @@ def test_gather_epoch_hook_rejects_bad_input():
         _mlp_fast._py_gather_epoch(X, np.array([0], dtype=np.intp), np.empty((2, 4)))
     with pytest.raises(ValueError, match="at least one row"):
         _mlp_fast._py_gather_epoch(X, np.array([0], dtype=np.intp), np.empty((0, 3)))
+    with pytest.raises(ValueError, match="at least one column"):
+        _mlp_fast._py_gather_epoch(np.zeros((5, 0)), np.array([0], dtype=np.intp),
+                                   np.empty((2, 0)))

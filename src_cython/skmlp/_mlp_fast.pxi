@@ -1306,8 +1306,9 @@ def _py_gather_epoch(const floating[:, ::1] X, const intp[::1] order,
     gather-only time (benchmarks/run.py)."""
     cdef intp n_samples = order.shape[0], batch = X_buf.shape[0]
     cdef intp n_features = X.shape[1], start, r, n, batches = 0
-    if X_buf.shape[1] != n_features or batch == 0:
-        raise ValueError("X_buf must have X's columns and at least one row")
+    if X_buf.shape[1] != n_features or batch == 0 or n_features == 0:
+        raise ValueError("X_buf must have X's columns and at least one row, "
+                         "X at least one column")
     for r in range(n_samples):
         if not 0 <= order[r] < X.shape[0]:
             raise ValueError("order has an index outside X's rows")
