@@ -784,7 +784,8 @@ def time_gemm(calls, dtype, threads, budget=0.25, trials=5):
     for about ``budget`` seconds; returns the median and best rate over
     ``trials``.
     """
-    loop = getattr(skmlp_blas_module(), "_py_gemm_loop", None)
+    from skmlp import _blas
+    loop = getattr(_blas, "_py_gemm_loop", None)
     rs = np.random.RandomState(0)
     ops = []
     flops = 0.0
@@ -827,19 +828,16 @@ def _reference_method(rows):
     return "; ".join(methods)
 
 
-def skmlp_blas_module():
-    """skmlp's compiled BLAS wrappers (None if they cannot be imported)."""
-    try:
-        from skmlp import _blas
-    except ImportError:
-        return None
-    return _blas
+def dense_stochastic_fit(spec):
+    """A timed fit with SGD or Adam on dense input: the cases whose training
+    FLOPs, BLAS reference and floor are computed."""
+    return (spec.kind == "fit" and spec.params.get("solver") in ("sgd", "adam")
+            and not sp.issparse(spec.X))
 
 
 def blas_reference(spec):
     """The rate SciPy's BLAS reaches on the case's own gemm shapes (or None)."""
-    if spec.kind == "fit" and spec.params.get("solver") in ("sgd", "adam") \
-            and not sp.issparse(spec.X):
+    if dense_stochastic_fit(spec):
         rows = spec.batch
         threads = skmlp_blas_threads(rows, spec.units)
         ref = time_gemm(gemm_calls(spec.units, rows, True), spec.X.dtype, threads)
@@ -859,9 +857,8 @@ def update_pass(spec):
     pass of its own (Adam; SGD with momentum), not inside the weight-gradient
     products (momentum-0 SGD on dense input)?"""
     solver = spec.params.get("solver")
-    if spec.kind != "fit" or sp.issparse(spec.X):
-        return False
-    return solver == "adam" or (solver == "sgd" and spec.params.get("momentum") != 0)
+    return dense_stochastic_fit(spec) and (
+        solver == "adam" or spec.params.get("momentum") != 0)
 
 
 def time_update(spec, budget=0.25, trials=5):
@@ -902,9 +899,7 @@ def time_update(spec, budget=0.25, trials=5):
 def gather_pass(spec):
     """Does skmlp's training of this case gather shuffled dense rows into a
     batch buffer (every dense SGD / Adam fit with shuffle=True)?"""
-    return (spec.kind == "fit" and not sp.issparse(spec.X)
-            and spec.params.get("solver") in ("sgd", "adam")
-            and spec.params.get("shuffle", True))
+    return dense_stochastic_fit(spec) and spec.params.get("shuffle", True)
 
 
 def time_gather(spec, budget=0.25, trials=5):
@@ -935,8 +930,7 @@ def time_gather(spec, budget=0.25, trials=5):
 def case_flops(spec):
     if spec.kind == "predict":
         return predict_flops(spec)
-    if spec.kind == "fit" and spec.params.get("solver") in ("sgd", "adam") \
-            and not sp.issparse(spec.X):
+    if dense_stochastic_fit(spec):
         return train_flops(spec)
     return None
 

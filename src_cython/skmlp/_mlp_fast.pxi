@@ -770,6 +770,15 @@ cdef struct Opt:
     bint store_velocity   # momentum-0 SGD: write the velocity (see _sgd_update)
 
 
+cdef Opt _make_opt(tuple opt_params, bint store_velocity) except *:
+    """The Opt of the optimizer tuple Python passes (see _train_epoch)."""
+    cdef Opt opt
+    opt.solver, opt.lr, opt.momentum, opt.nesterov, opt.beta_1, opt.beta_2, \
+        opt.epsilon, opt.rho, opt.weight_decay = opt_params
+    opt.store_velocity = store_velocity
+    return opt
+
+
 cdef enum:
     # How a gradient sum is divided by the batch's weight (Fin.how)
     FIN_DIVIDE = 0       # the division
@@ -1153,14 +1162,11 @@ def _py_update_steps(tuple opt_params, floating[::1] theta,
     gradient sum ``grad``, through _update under the training kernels'
     flush-to-zero mode; returns t + steps. For the tests, and for the
     benchmarks' update-only time (benchmarks/run.py)."""
-    cdef Opt opt
+    cdef Opt opt = _make_opt(opt_params, True)
     cdef intp n = theta.shape[0]
     cdef long long s
     cdef unsigned long fp_state
     cdef Fin fin = _fin_for(alpha, sw_sum, True)
-    opt.solver, opt.lr, opt.momentum, opt.nesterov, opt.beta_1, opt.beta_2, \
-        opt.epsilon, opt.rho, opt.weight_decay = opt_params
-    opt.store_velocity = True
     cdef bint two = opt.solver == ADAM or opt.solver == ADAMW
     if (grad.shape[0] != n or state_1.shape[0] != n
             or state_2.shape[0] != (n if two else 0)):
@@ -1430,10 +1436,7 @@ def _train_epoch(
     """
     cdef uint64_t *rng = &rng_state[0] if rng_state.shape[0] > 0 else NULL
     cdef Net net = spec.make(act_off, True, rng)
-    cdef Opt opt
-    opt.solver, opt.lr, opt.momentum, opt.nesterov, opt.beta_1, opt.beta_2, \
-        opt.epsilon, opt.rho, opt.weight_decay = opt_params
-    opt.store_velocity = False
+    cdef Opt opt = _make_opt(opt_params, False)
     cdef Rows rows = _make_rows(sparse, X_indices, X_indptr)
     cdef intp n_samples = order.shape[0]
     cdef intp n_features = net.units[0]
