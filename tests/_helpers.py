@@ -26,7 +26,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import skmlp
 from skmlp import MLPClassifier
-from skmlp._cpu import runs_x86_64_v3
+from skmlp._cpu import runs_x86_64_v3, runs_x86_64_v4
 
 # ---------------------------------------------------------------------------
 # The builds of the kernels
@@ -38,6 +38,17 @@ AVX2_RUNS = (importlib.util.find_spec("skmlp._mlp_fast_avx2") is not None
              and runs_x86_64_v3())
 needs_avx2 = pytest.mark.skipif(
     not AVX2_RUNS, reason="no x86-64-v3 build, or this CPU does not run it")
+# The same for the x86-64-v4 (AVX-512) build.
+AVX512_RUNS = (importlib.util.find_spec("skmlp._mlp_fast_avx512") is not None
+               and runs_x86_64_v4())
+needs_avx512 = pytest.mark.skipif(
+    not AVX512_RUNS, reason="no x86-64-v4 build, or this CPU does not run it")
+# The build skmlp._mlp_fast loads here by default (the newest the CPU runs), and
+# the builds besides the generic one, as parameters of tests that compare each
+# with it.
+DEFAULT_BUILD = "avx512" if AVX512_RUNS else "avx2" if AVX2_RUNS else "generic"
+WIDE_BUILDS = [pytest.param("avx2", marks=needs_avx2),
+               pytest.param("avx512", marks=needs_avx512)]
 
 # ---------------------------------------------------------------------------
 # Fitting and targets

@@ -6,17 +6,20 @@ with the expected fields. Timings are never asserted: they depend on the
 machine and its load.
 """
 
+import importlib
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
 
 from skmlp import _mlp_fast
 
-from _helpers import child_env
+from _helpers import DEFAULT_BUILD, child_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(REPO, "benchmarks", "run.py")
@@ -171,6 +174,94 @@ def test_scaling_only_run(tmp_path):
         markdown = f.read()
     assert "| dtype | n_jobs=1 s | n_jobs=2 threading s |" in markdown
     assert "quiet repeats" in markdown and "QUICK" in markdown
+
+
+# ---------------------------------------------------------------------------
+# benchmarks/compare_builds.py: two builds of the kernels head to head
+# ---------------------------------------------------------------------------
+
+COMPARE = os.path.join(REPO, "benchmarks", "compare_builds.py")
+
+
+def _compare_builds_module():
+    spec = importlib.util.spec_from_file_location("skmlp_bench_compare_builds",
+                                                  COMPARE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(DEFAULT_BUILD == "generic",
+                    reason="only the generic build of the kernels runs here")
+def test_compare_builds_quick_run(tmp_path):
+    out = tmp_path / "builds.json"
+    cmd = [sys.executable, COMPARE, "--quick", "--cases", "2,6", "--dtypes",
+           "float64", "--rounds", "3", "--builds", f"generic,{DEFAULT_BUILD}",
+           "--skmlp", "installed", "--output", str(out)]
+    proc = subprocess.run(cmd, cwd=str(tmp_path), capture_output=True, text=True,
+                          timeout=300, env=child_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(out) as f:
+        report = json.load(f)
+    assert report["builds"] == ["generic", DEFAULT_BUILD]
+    assert [(r["case"], r["dtype"]) for r in report["results"]] == [
+        (2, "float64"), (6, "float64")]
+    for r in report["results"]:
+        a, b = (np.array(r["seconds"][n]) for n in report["builds"])
+        assert len(a) == len(b) == 3 and np.all(a > 0) and np.all(b > 0)
+        assert r["ratio_median"] == pytest.approx(np.median(a / b))
+        assert r["ratio_q1"] <= r["ratio_median"] <= r["ratio_q3"]
+        assert r["median"]["generic"] == pytest.approx(np.median(a))
+    assert f"| generic s | {DEFAULT_BUILD} s |" in proc.stdout
+    assert proc.stdout.count("| float64 |") == 2
+
+
+@pytest.mark.parametrize("builds, message", [
+    ("avx2", "--builds: two different builds"),
+    ("generic,generic", "--builds: two different builds"),
+    ("generic,sse9", "'sse9' is not a build of skmlp's kernels"),
+])
+def test_compare_builds_rejects_bad_builds(tmp_path, builds, message):
+    cmd = [sys.executable, COMPARE, "--quick", "--cases", "2", "--rounds", "1",
+           "--builds", builds, "--skmlp", "installed"]
+    proc = subprocess.run(cmd, cwd=str(tmp_path), capture_output=True, text=True,
+                          timeout=300, env=child_env())
+    assert proc.returncode != 0
+    assert message in proc.stderr
+
+
+def test_compare_builds_stops_when_the_builds_disagree(monkeypatch):
+    # A "build" whose epochs train with another L2 penalty (the kernel's
+    # second argument): the comparison must refuse to report a ratio between
+    # different models.
+    compare = _compare_builds_module()
+    monkeypatch.setenv("SKMLP_BENCH_SELECT", "installed")
+    monkeypatch.setenv("SKMLP_BENCH_SOURCE", "")   # (run.py sets it)
+    monkeypatch.syspath_prepend(os.path.join(REPO, "benchmarks"))
+    monkeypatch.delitem(sys.modules, "run", raising=False)  # (gone again after)
+    import run as bench
+    import skmlp._multilayer_perceptron as mlp_module
+
+    generic = importlib.import_module("skmlp._mlp_fast_generic")
+    nudged = types.SimpleNamespace(**{k: v for k, v in vars(generic).items()
+                                      if not k.startswith("__")})
+
+    def train_epoch(spec, alpha, *rest):
+        return generic._train_epoch(spec, 2 * alpha + 1e-3, *rest)
+
+    nudged._train_epoch = train_epoch
+    spec = bench.build_case(2, "float64", True, bench.FASHION_MNIST_DIR)
+    default = mlp_module._mlp_fast
+    try:
+        with pytest.raises(SystemExit, match="gave different results"):
+            compare.compare_case(bench, mlp_module,
+                                 {"generic": generic, "nudged": nudged}, spec, 1)
+        # and the same build twice passes
+        res = compare.compare_case(bench, mlp_module,
+                                   {"a": generic, "b": generic}, spec, 2)
+        assert res["rounds"] == 2 and len(res["seconds"]["a"]) == 2
+    finally:
+        mlp_module._mlp_fast = default
 
 
 # ---------------------------------------------------------------------------

@@ -1,15 +1,17 @@
-"""The two builds of the kernels behind ``skmlp._mlp_fast``.
+"""The builds of the kernels behind ``skmlp._mlp_fast``.
 
-``_mlp_fast_generic`` runs on any CPU; ``_mlp_fast_avx2`` is the same source
-compiled for x86-64-v3 (AVX2), loaded where the CPU runs it. Both round every
-operation alike, so they must train bitwise the same models: the fits below
-(every solver and optimizer, every hidden activation, the losses, float32 and
-float64, sample weights, dropout, sparse input, partial_fit, prediction) run
-once on each build and compare parameters, optimizer state, loss curves and
-outputs bit for bit. A build that vectorised a loop into a different rounding
-(say, a contracted multiply-add or a reassociated sum) fails them.
+``_mlp_fast_generic`` runs on any CPU; ``_mlp_fast_avx2`` and
+``_mlp_fast_avx512`` are the same source compiled for x86-64-v3 (AVX2) and
+x86-64-v4 (AVX-512), and the newest one the CPU runs loads by default. All round
+every operation alike, so they must train bitwise the same models: the fits
+below (every solver and optimizer, every hidden activation, the losses, float32
+and float64, sample weights, dropout, sparse input, partial_fit, prediction)
+run on the generic build and on each of the others, and compare parameters,
+optimizer state, loss curves and outputs bit for bit. A build that vectorised a
+loop into a different rounding (say, a contracted multiply-add or a
+reassociated sum) fails them.
 
-CI runs the whole suite on the default build (AVX2 on its machines) and the
+CI runs the whole suite on the default build (AVX-512 on its machines) and the
 debug build's run on the generic one (``SKMLP_KERNELS=generic``).
 """
 
@@ -28,13 +30,15 @@ from sklearn.datasets import load_digits
 import skmlp._multilayer_perceptron as mlp_module
 from skmlp import MLPClassifier, MLPRegressor, _mlp_fast
 
-from _helpers import AVX2_RUNS, assert_same_optimizer_state, child_env, needs_avx2
+from _helpers import (AVX2_RUNS, AVX512_RUNS, DEFAULT_BUILD, WIDE_BUILDS,
+                      assert_same_optimizer_state, child_env)
+
+RUNS = {"generic": True, "avx2": AVX2_RUNS, "avx512": AVX512_RUNS}
 
 
 def test_the_default_is_the_widest_build_this_cpu_runs():
     requested = os.environ.get("SKMLP_KERNELS", "auto").strip().lower()
-    expected = (requested if requested not in ("", "auto")
-                else "avx2" if AVX2_RUNS else "generic")
+    expected = requested if requested not in ("", "auto") else DEFAULT_BUILD
     assert _mlp_fast.variant == expected
     build = importlib.import_module(f"skmlp._mlp_fast_{expected}")
     # the estimators call the loaded build's functions and types
@@ -61,26 +65,27 @@ def _variant_in_child(value):
     return _in_child("import skmlp._mlp_fast as m; print(m.variant)", value)
 
 
-@pytest.mark.parametrize("value", [None, "auto", " AUTO ", "generic", "avx2"])
+@pytest.mark.parametrize("value",
+                         [None, "auto", " AUTO ", "generic", "avx2", "AVX512"])
 def test_environment_variable_picks_the_build(value):
     proc = _variant_in_child(value)
     wanted = (value or "auto").strip().lower()
     if wanted == "auto":
-        wanted = "avx2" if AVX2_RUNS else "generic"
-    if wanted == "avx2" and not AVX2_RUNS:
+        wanted = DEFAULT_BUILD
+    if not RUNS[wanted]:
         assert proc.returncode != 0
-        assert "SKMLP_KERNELS='avx2' cannot be loaded" in proc.stderr
+        assert f"SKMLP_KERNELS={wanted!r} cannot be loaded" in proc.stderr
     else:
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == wanted
 
 
-@pytest.mark.parametrize("value", ["sse", "avx512", "1"])
+@pytest.mark.parametrize("value", ["sse", "avx10", "avx-512", "1"])
 def test_unknown_build_is_a_clear_error(value):
     proc = _variant_in_child(value)
     assert proc.returncode != 0
     assert f"SKMLP_KERNELS={value!r} is not a build of skmlp's kernels" in proc.stderr
-    assert "generic, avx2 or auto" in proc.stderr
+    assert "generic, avx2, avx512 or auto" in proc.stderr
 
 
 # ---------------------------------------------------------------------------
@@ -103,11 +108,12 @@ def _on_build(monkeypatch, name, func):
             return func()
 
 
-def _assert_both_builds_agree(monkeypatch, run):
-    """run() -> (fitted estimators, their outputs), once on each build: the
-    estimators' state and the outputs must be bitwise the same."""
+def _assert_both_builds_agree(monkeypatch, run, build):
+    """run() -> (fitted estimators, their outputs), once on the generic build
+    and once on ``build``: the estimators' state and the outputs must be
+    bitwise the same."""
     models_a, outputs_a = _on_build(monkeypatch, "generic", run)
-    models_b, outputs_b = _on_build(monkeypatch, "avx2", run)
+    models_b, outputs_b = _on_build(monkeypatch, build, run)
     for a, b in zip(models_a, models_b, strict=True):
         assert a._theta.dtype == b._theta.dtype
         np.testing.assert_array_equal(a._theta, b._theta)
@@ -147,10 +153,11 @@ CLASSIFIER_CASES = (
 )
 
 
-@needs_avx2
+@pytest.mark.parametrize("build", WIDE_BUILDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("params", CLASSIFIER_CASES, ids=_case_id)
-def test_builds_train_the_same_classifier(monkeypatch, digits, params, dtype):
+def test_builds_train_the_same_classifier(monkeypatch, digits, params, dtype,
+                                          build):
     X, y = digits
     X = X.astype(dtype)
     kw = dict(hidden_layer_sizes=(20, 15), batch_size=32, max_iter=6,
@@ -161,7 +168,7 @@ def test_builds_train_the_same_classifier(monkeypatch, digits, params, dtype):
         est = MLPClassifier(**kw).fit(X, y)
         return [est], [est.predict_proba(X)]
 
-    _assert_both_builds_agree(monkeypatch, run)
+    _assert_both_builds_agree(monkeypatch, run, build)
 
 
 REGRESSOR_CASES = [
@@ -173,10 +180,11 @@ REGRESSOR_CASES = [
 ]
 
 
-@needs_avx2
+@pytest.mark.parametrize("build", WIDE_BUILDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("params", REGRESSOR_CASES, ids=_case_id)
-def test_builds_train_the_same_regressor(monkeypatch, digits, params, dtype):
+def test_builds_train_the_same_regressor(monkeypatch, digits, params, dtype,
+                                         build):
     X, _ = digits
     X = X.astype(dtype)
     Y = X[:, 20:23] + 0.1  # positive targets (Poisson)
@@ -187,13 +195,13 @@ def test_builds_train_the_same_regressor(monkeypatch, digits, params, dtype):
         est = MLPRegressor(**kw).fit(X, Y)
         return [est], [est.predict(X)]
 
-    _assert_both_builds_agree(monkeypatch, run)
+    _assert_both_builds_agree(monkeypatch, run, build)
 
 
-@needs_avx2
+@pytest.mark.parametrize("build", WIDE_BUILDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_builds_agree_on_weights_sparse_input_and_partial_fit(monkeypatch, digits,
-                                                               dtype):
+                                                               dtype, build):
     X, y = digits
     X = X.astype(dtype)
     X_csr = sp.csr_matrix(X)
@@ -215,16 +223,30 @@ def test_builds_agree_on_weights_sparse_input_and_partial_fit(monkeypatch, digit
         models = [weighted, sparse, incremental]
         return models, [m.predict_proba(X) for m in models]
 
-    _assert_both_builds_agree(monkeypatch, run)
+    _assert_both_builds_agree(monkeypatch, run, build)
 
 
-_WITHOUT_AVX2_BUILD = """
-import importlib.util, sys
+# A child that hides some builds (as on a machine where setup.py did not build
+# them: not x86-64, or an older compiler), or tells skmlp._mlp_fast that the CPU
+# does not run x86-64-v4 code, then imports it.
+_HIDDEN = """
+import importlib.machinery, importlib.util, os, sys
+hidden = {hidden!r}
 real = importlib.util.find_spec
+if {no_v4!r}:
+    # load skmlp._cpu on its own (importing skmlp would load the kernels) and
+    # make its x86-64-v4 test say no
+    folder = real("skmlp").submodule_search_locations[0]
+    path = next(p for p in (os.path.join(folder, "_cpu" + suffix) for suffix
+                            in importlib.machinery.EXTENSION_SUFFIXES)
+                if os.path.exists(p))
+    spec = importlib.util.spec_from_file_location("skmlp._cpu", path)
+    cpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cpu)
+    cpu.runs_x86_64_v4 = lambda: False
+    sys.modules["skmlp._cpu"] = cpu
 def find_spec(name, *args, **kwargs):
-    # as on a machine where setup.py built no AVX2 kernels (not x86-64, or an
-    # older compiler)
-    return None if name == "skmlp._mlp_fast_avx2" else real(name, *args, **kwargs)
+    return None if name in hidden else real(name, *args, **kwargs)
 importlib.util.find_spec = find_spec
 try:
     import skmlp._mlp_fast as m
@@ -235,13 +257,42 @@ else:
 """
 
 
-@pytest.mark.parametrize("value", ["auto", "generic", "avx2"])
-def test_without_the_avx2_build_the_generic_one_loads(value):
-    proc = _in_child(_WITHOUT_AVX2_BUILD, value)
+def _in_child_without(kernels, hidden=(), no_v4=False):
+    code = _HIDDEN.format(hidden={f"skmlp._mlp_fast_{h}" for h in hidden},
+                          no_v4=no_v4)
+    proc = _in_child(code, kernels)
     assert proc.returncode == 0, proc.stderr
-    if value == "avx2":
-        assert proc.stdout.startswith(
-            "ImportError: SKMLP_KERNELS='avx2' cannot be loaded: skmlp was built "
-            "without it"), proc.stdout
+    return proc.stdout.strip()
+
+
+@pytest.mark.parametrize("value", ["auto", "generic", "avx2", "avx512"])
+def test_without_the_wide_builds_the_generic_one_loads(value):
+    out = _in_child_without(value, hidden=("avx2", "avx512"))
+    if value in ("avx2", "avx512"):
+        level = "x86-64-v3" if value == "avx2" else "x86-64-v4"
+        assert out == (
+            f"ImportError: SKMLP_KERNELS={value!r} cannot be loaded: skmlp was "
+            f"built without it (it is built on x86-64, by a compiler that knows "
+            f"-march={level})."), out
     else:
-        assert proc.stdout.strip() == "generic"
+        assert out == "generic"
+
+
+@pytest.mark.parametrize("value", ["auto", "avx512"])
+def test_without_the_avx512_build_the_avx2_one_loads(value):
+    out = _in_child_without(value, hidden=("avx512",))
+    if value == "avx512":
+        assert out.startswith("ImportError: SKMLP_KERNELS='avx512' cannot be "
+                              "loaded: skmlp was built without it"), out
+    else:
+        assert out == ("avx2" if AVX2_RUNS else "generic")
+
+
+@pytest.mark.parametrize("value", ["auto", "avx512"])
+def test_a_cpu_without_avx512_does_not_load_that_build(value):
+    out = _in_child_without(value, no_v4=True)
+    if value == "avx512":
+        assert out == ("ImportError: SKMLP_KERNELS='avx512' cannot be loaded: this "
+                       "CPU does not run x86-64-v4 (AVX-512) code."), out
+    else:
+        assert out == ("avx2" if AVX2_RUNS else "generic")

@@ -16,7 +16,7 @@ import pytest
 
 from skmlp import _mlp_fast
 
-from _helpers import needs_avx2
+from _helpers import WIDE_BUILDS, needs_avx2, needs_avx512
 
 LOGISTIC, TANH, SOFTMAX, EXP = 1, 2, 4, 5
 
@@ -121,11 +121,12 @@ def test_softmax_rows(dtype):
     np.testing.assert_allclose(got.sum(axis=1), 1, rtol=4 * np.finfo(dtype).eps * 10)
 
 
-@needs_avx2
+@pytest.mark.parametrize("build", WIDE_BUILDS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_both_builds_compute_the_same_bits(dtype):
-    """The AVX2 build vectorises these loops 4 or 8 wide, the generic one 2 or
-    4 wide: the same operations on each value, so the same bits."""
+def test_builds_compute_the_same_bits(dtype, build):
+    """The AVX2 build vectorises these loops 4 or 8 wide, the AVX-512 one up to
+    8 or 16 wide, the generic one 2 or 4 wide: the same operations on each
+    value, so the same bits."""
     rng = np.random.RandomState(2)
     z = np.concatenate([
         rng.uniform(-800, 800, 3000), rng.uniform(-3, 3, 3000),
@@ -134,9 +135,9 @@ def test_both_builds_compute_the_same_bits(dtype):
     ]).astype(dtype)
     z = np.resize(z, (len(z) // 7 + 1) * 7).reshape(-1, 7)    # rows of 7: loop tails
     generic = importlib.import_module("skmlp._mlp_fast_generic")
-    avx2 = importlib.import_module("skmlp._mlp_fast_avx2")
+    wide = importlib.import_module(f"skmlp._mlp_fast_{build}")
     for act in (LOGISTIC, TANH, SOFTMAX, EXP):
-        a, b = _apply(act, z, generic), _apply(act, z, avx2)
+        a, b = _apply(act, z, generic), _apply(act, z, wide)
         # NaN where NaN (which NaN, its sign or payload, may follow the
         # order of an operation's operands); every other value bit for bit
         nan = np.isnan(a)
@@ -152,6 +153,7 @@ FIN_DIVIDE, FIN_MULTIPLY, FIN_RECIPROCAL = 0, 1, 2
 BUILDS = [
     "skmlp._mlp_fast_generic",
     pytest.param("skmlp._mlp_fast_avx2", marks=needs_avx2),
+    pytest.param("skmlp._mlp_fast_avx512", marks=needs_avx512),
 ]
 
 

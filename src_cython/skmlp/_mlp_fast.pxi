@@ -1,7 +1,8 @@
 """Compiled core of skmlp's multilayer perceptrons.
 
-(Included by ``_mlp_fast_generic.pyx`` and ``_mlp_fast_avx2.pyx``: the same
-kernels built for any CPU and for x86-64-v3; ``skmlp/_mlp_fast.py`` loads one.)
+(Included by ``_mlp_fast_generic.pyx``, ``_mlp_fast_avx2.pyx`` and
+``_mlp_fast_avx512.pyx``: the same kernels built for any CPU, for x86-64-v3 and
+for x86-64-v4; ``skmlp/_mlp_fast.py`` loads one.)
 
 Everything that touches every sample lives here: the forward pass, the loss and
 its output error, the backward pass, and the optimizer updates. The Python side
@@ -55,6 +56,18 @@ cdef extern from "_fpenv.h" nogil:
     # (see _fpenv.h: subnormal arithmetic is microcoded and ~100x slower).
     unsigned long skmlp_ftz_on()
     void skmlp_ftz_restore(unsigned long state)
+
+cdef extern from *:
+    """
+    #ifndef SKMLP_DEBUG_BUILD  /* setup.py defines it as 1 in a debug build */
+    #define SKMLP_DEBUG_BUILD 0
+    #endif
+    """
+    const int SKMLP_DEBUG_BUILD
+
+# Was this build made with SKMLP_DEBUG_BUILD=1 (setup.py: bounds, wraparound
+# and initialisation checks on, -O0)? CI checks that its debug stage runs one.
+DEBUG_BUILD = bool(SKMLP_DEBUG_BUILD)
 
 
 cpdef enum Activation:
