@@ -72,11 +72,11 @@ def _compiler_accepts(*flags):
 # for any x86-64 CPU, for x86-64-v3 (AVX2) and for x86-64-v4 (AVX-512), each
 # where the compiler knows that level. skmlp._mlp_fast loads the newest one the
 # CPU runs. The flags above keep them bitwise equal.
-# The x86-64-v4 build (AVX-512: 512-bit vectors and mask registers, which also
-# cover the ends of short loops) measured 6 % faster than the AVX2 one on case 2
-# float64 of the benchmarks (64-100-10, batch 32), 1-3 % on cases 3 and 6, and
-# the same on case 1, on a CPU of the Sapphire Rapids family
-# (benchmarks/README.md).
+# The x86-64-v4 build (AVX-512: 512-bit vectors and mask registers) measured
+# 5-7 % faster than the AVX2 one on cases 2 and 8 float64 of the benchmarks
+# (64-100-10 at batch 32; sparse input), about 3 % on cases 3 and 8 float32,
+# and the same within 2 % on the others, on a CPU of the Sapphire Rapids
+# family (benchmarks/compare_builds.py, results/builds.md).
 AVX2_FLAGS = ["-march=x86-64-v3", "-mtune=generic"]  # GCC >= 11, Clang >= 12
 AVX512_FLAGS = ["-march=x86-64-v4", "-mtune=generic"]
 variants = {"_blas": [], "_cpu": [], "_mlp_fast_generic": []}

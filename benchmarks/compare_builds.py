@@ -50,7 +50,9 @@ def parse_args(argv=None):
                    help="which skmlp to measure, as in run.py")
     p.add_argument("--data-dir", default=None,
                    help="folder of the Fashion-MNIST IDX files (as in run.py)")
-    p.add_argument("--output", default=None, help="also write the results as JSON here")
+    p.add_argument("--output", default=None,
+                   help="also write the results as JSON to this file, and the table "
+                        "as markdown next to it (.md)")
     args = p.parse_args(argv)
     args.build_names = [b.strip().lower() for b in args.builds.split(",") if b.strip()]
     if len(args.build_names) != 2 or len(set(args.build_names)) != 2:
@@ -140,9 +142,10 @@ def main(argv=None):
     first, second = args.build_names
     default = mlp_module._mlp_fast
     results = []
-    print(f"| case | dtype | {first} s | {second} s | {first} / {second}: median "
-          "(interquartile range) of the rounds | rounds |")
-    print("|---|---|---|---|---|---|")
+    table = [f"| case | dtype | {first} s | {second} s | {first} / {second}: median "
+             "(interquartile range) of the rounds | rounds |",
+             "|---|---|---|---|---|---|"]
+    print("\n".join(table))
     try:
         for cid in args.case_ids:
             for d in args.dtype_names:
@@ -151,10 +154,11 @@ def main(argv=None):
                     continue
                 res = compare_case(bench, mlp_module, builds, spec, args.rounds)
                 results.append(res)
-                print(f"| {cid} {spec.title} | {d} | {res['median'][first]:.4g} | "
-                      f"{res['median'][second]:.4g} | {res['ratio_median']:.3f} "
-                      f"({res['ratio_q1']:.3f}-{res['ratio_q3']:.3f}) | "
-                      f"{args.rounds} |", flush=True)
+                table.append(f"| {cid} {spec.title} | {d} | {res['median'][first]:.4g} | "
+                             f"{res['median'][second]:.4g} | {res['ratio_median']:.3f} "
+                             f"({res['ratio_q1']:.3f}-{res['ratio_q3']:.3f}) | "
+                             f"{args.rounds} |")
+                print(table[-1], flush=True)
     finally:
         mlp_module._mlp_fast = default
     if args.output:
@@ -166,6 +170,14 @@ def main(argv=None):
                   "skmlp_file": bench.skmlp.__file__, "results": results}
         with open(args.output, "w") as f:
             json.dump(report, f, indent=1)
+        blas = ", ".join(f"{b.get('internal_api')} {b.get('version')} "
+                         f"({b.get('architecture')}, {b.get('num_threads')} threads)"
+                         for b in report["blas"])
+        with open(os.path.splitext(args.output)[0] + ".md", "w") as f:
+            f.write(f"# Builds of the kernels head to head\n\nRun {report['date_utc']} "
+                    f"by `python benchmarks/compare_builds.py {report['argv']}` "
+                    f"(method in the script's docstring); BLAS: {blas}.\n\n"
+                    + "\n".join(table) + "\n")
 
 
 if __name__ == "__main__":

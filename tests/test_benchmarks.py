@@ -214,6 +214,10 @@ def test_compare_builds_quick_run(tmp_path):
         assert r["median"]["generic"] == pytest.approx(np.median(a))
     assert f"| generic s | {DEFAULT_BUILD} s |" in proc.stdout
     assert proc.stdout.count("| float64 |") == 2
+    with open(tmp_path / "builds.md") as f:
+        markdown = f.read()
+    assert "compare_builds.py --quick --cases 2,6" in markdown
+    assert markdown.count("| float64 |") == 2
 
 
 @pytest.mark.parametrize("builds, message", [
