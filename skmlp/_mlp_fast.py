@@ -33,6 +33,8 @@ def _available(name):
     """(can this build be loaded here, why not)"""
     level = _LEVELS.get(name)
     if importlib.util.find_spec(f"skmlp._mlp_fast_{name}") is None:
+        if level is None:
+            return False, "it is missing from this installation of skmlp (reinstall it)"
         return False, ("skmlp was built without it (it is built on x86-64, by a "
                        f"compiler that knows -march={level[0]})")
     if level is not None and not level[2]():

@@ -278,6 +278,12 @@ def test_without_the_wide_builds_the_generic_one_loads(value):
         assert out == "generic"
 
 
+def test_without_the_generic_build_the_error_says_so():
+    out = _in_child_without("generic", hidden=("generic",))
+    assert out == ("ImportError: SKMLP_KERNELS='generic' cannot be loaded: it is "
+                   "missing from this installation of skmlp (reinstall it)."), out
+
+
 @pytest.mark.parametrize("value", ["auto", "avx512"])
 def test_without_the_avx512_build_the_avx2_one_loads(value):
     out = _in_child_without(value, hidden=("avx512",))
