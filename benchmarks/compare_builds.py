@@ -24,6 +24,7 @@ too, and a difference stops the run.
 
 import argparse
 import datetime
+import gc
 import importlib
 import json
 import os
@@ -69,6 +70,8 @@ def parse_args(argv=None):
         p.error(f"--dtypes: float32 and/or float64, got {args.dtypes!r}")
     if args.rounds < 1:
         p.error("--rounds must be >= 1")
+    if args.output and args.output.endswith(".md"):
+        p.error("--output: the JSON file (the markdown goes next to it, as .md)")
     if args.threads < 1:
         p.error("--threads must be >= 1")
     return args
@@ -113,6 +116,7 @@ def compare_case(bench, mlp_module, builds, spec, rounds):
     for r in range(rounds):
         for name in (names if r % 2 == 0 else names[::-1]):
             mlp_module._mlp_fast = builds[name]
+            gc.collect()          # (as run.py: no collector pause in a timing)
             seconds, result = bench.run_once(spec, "skmlp", prepared)
             times[name].append(seconds)
             if r == 0:
@@ -151,6 +155,7 @@ def main(argv=None):
             for d in args.dtype_names:
                 spec = bench.build_case(cid, d, args.quick, data_dir)
                 if spec is None:
+                    bench.log(f"case {cid} {d}: not applicable, skipped")
                     continue
                 res = compare_case(bench, mlp_module, builds, spec, args.rounds)
                 results.append(res)

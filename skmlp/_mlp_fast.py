@@ -45,8 +45,11 @@ def _available(name):
 def _choose(requested):
     if requested in ("", "auto"):
         for name in reversed(VARIANTS):
-            if name == "generic" or _available(name)[0]:
+            ok, why = _available(name)
+            if ok:
                 return name
+        raise ImportError("No build of skmlp's kernels can be loaded here (the "
+                          f"generic one: {why}).")
     if requested not in VARIANTS:
         raise ImportError(
             f"SKMLP_KERNELS={requested!r} is not a build of skmlp's kernels; "

@@ -241,9 +241,10 @@ def test_compare_builds_stops_when_the_builds_disagree(monkeypatch):
     compare = _compare_builds_module()
     monkeypatch.setenv("SKMLP_BENCH_SELECT", "installed")
     monkeypatch.setenv("SKMLP_BENCH_SOURCE", "")   # (run.py sets it)
-    monkeypatch.syspath_prepend(os.path.join(REPO, "benchmarks"))
-    monkeypatch.delitem(sys.modules, "run", raising=False)  # (gone again after)
-    import run as bench
+    # benchmarks/run.py under a name of its own, not left in sys.modules
+    spec = importlib.util.spec_from_file_location("skmlp_bench_run", RUN)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
     import skmlp._multilayer_perceptron as mlp_module
 
     generic = importlib.import_module("skmlp._mlp_fast_generic")

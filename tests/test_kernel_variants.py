@@ -17,6 +17,7 @@ debug build's run on the generic one (``SKMLP_KERNELS=generic``).
 
 import importlib
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,7 @@ import scipy.sparse as sp
 from sklearn.datasets import load_digits
 
 import skmlp._multilayer_perceptron as mlp_module
-from skmlp import MLPClassifier, MLPRegressor, _mlp_fast
+from skmlp import MLPClassifier, MLPRegressor, _cpu, _mlp_fast
 
 from _helpers import (AVX2_RUNS, AVX512_RUNS, DEFAULT_BUILD, WIDE_BUILDS,
                       assert_same_optimizer_state, child_env)
@@ -282,6 +283,43 @@ def test_without_the_generic_build_the_error_says_so():
     out = _in_child_without("generic", hidden=("generic",))
     assert out == ("ImportError: SKMLP_KERNELS='generic' cannot be loaded: it is "
                    "missing from this installation of skmlp (reinstall it)."), out
+    # and with no build at all
+    out = _in_child_without("auto", hidden=("generic", "avx2", "avx512"))
+    assert out == ("ImportError: No build of skmlp's kernels can be loaded here "
+                   "(the generic one: it is missing from this installation of "
+                   "skmlp (reinstall it))."), out
+
+
+# The CPU tests themselves, against what Linux reports of the CPU: a test that
+# said no on a CPU that has the instructions would leave the wide builds unused
+# (and their comparisons above skipped) without any other test failing.
+# (x86-64-v2: cx16 lahf_lm popcnt pni=SSE3 sse4_1 sse4_2 ssse3; v3 adds these
+# with abm = LZCNT; Linux's names)
+_V3_FLAGS = {"cx16", "lahf_lm", "popcnt", "pni", "sse4_1", "sse4_2", "ssse3",
+             "avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"}
+_V4_FLAGS = _V3_FLAGS | {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}
+
+
+def _cpuinfo_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux")
+                         and platform.machine() in ("x86_64", "AMD64")
+                         and _cpuinfo_flags() is not None),
+                    reason="needs Linux on x86-64 (/proc/cpuinfo)")
+def test_cpu_tests_agree_with_the_cpu_flags_linux_reports():
+    # (Linux lists a flag only where the OS also saves the registers it needs)
+    flags = _cpuinfo_flags()
+    assert _cpu.runs_x86_64_v3() == _V3_FLAGS.issubset(flags)
+    assert _cpu.runs_x86_64_v4() == _V4_FLAGS.issubset(flags)
 
 
 @pytest.mark.parametrize("value", ["auto", "avx512"])

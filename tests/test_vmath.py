@@ -5,7 +5,7 @@ arithmetic that the compiler vectorises, instead of calls to the C library.
 These tests hold them to their accuracy against a reference of higher
 precision (x86-64's 80-bit long double for float64, float64 for float32), to
 the special values of the functions they replace, and to the same bits in
-both builds of the kernels. They go through ``_py_bias_activation``, the
+every build of the kernels. They go through ``_py_bias_activation``, the
 kernels' bias-and-activation loop itself (with a zero bias).
 """
 

@@ -4,7 +4,7 @@
  * float32), and NumPy, which scikit-learn's MLP uses, applies vectorised
  * versions. Every operation is an IEEE operation the C compiler may not
  * reorder or contract (the kernels are built with -ffp-contract=off), so
- * both builds of the kernels (SSE2 and AVX2) compute the same bits, and so
+ * every build of the kernels (SSE2, AVX2, AVX-512) computes the same bits, and so
  * does a scalar loop.
  *
  * exp(x) = 2^n exp(r), n = round(x / ln 2), r = x - n ln 2 with ln 2 split in
