@@ -234,6 +234,17 @@ def test_compare_builds_rejects_bad_builds(tmp_path, builds, message):
     assert message in proc.stderr
 
 
+def test_compare_builds_wants_a_json_output(tmp_path):
+    # (the markdown is written next to it: an .md name would be overwritten)
+    cmd = [sys.executable, COMPARE, "--quick", "--cases", "2", "--rounds", "1",
+           "--builds", "generic,avx2", "--output", str(tmp_path / "x.md")]
+    proc = subprocess.run(cmd, cwd=str(tmp_path), capture_output=True, text=True,
+                          timeout=300, env=child_env())
+    assert proc.returncode != 0
+    assert "--output: the JSON file" in proc.stderr
+    assert not (tmp_path / "x.md").exists()
+
+
 def test_compare_builds_stops_when_the_builds_disagree(monkeypatch):
     # A "build" whose epochs train with another L2 penalty (the kernel's
     # second argument): the comparison must refuse to report a ratio between
