@@ -869,31 +869,28 @@ def time_update(spec, budget=0.25, trials=5):
     divider bounds (both correctly rounded, as NumPy's in scikit-learn's
     update)."""
     from skmlp import _mlp_fast
-    from skmlp._multilayer_perceptron import _SOLVER_CODES
-    p = {**skmlp.MLPClassifier().get_params(), **spec.params}
-    opt = (_SOLVER_CODES[p["solver"]], float(p["learning_rate_init"]),
-           float(p["momentum"]), bool(p["nesterovs_momentum"]), float(p["beta_1"]),
-           float(p["beta_2"]), float(p["epsilon"]), float(p["rho"]),
-           float(p["weight_decay"]))
+    from skmlp._multilayer_perceptron import _Optimizer
+    est = skmlp.MLPClassifier(**spec.params)
     u = spec.units
     n = sum(a * b + b for a, b in zip(u[:-1], u[1:]))
     dtype = spec.X.dtype
+    # the optimizer's settings and zeroed state, as a fit makes them
+    opt = _Optimizer(est, n, dtype)
     rs = np.random.RandomState(0)
     theta = rs.uniform(-0.1, 0.1, n).astype(dtype)
     grad = (0.01 * rs.standard_normal(n)).astype(dtype)
-    s1 = np.zeros(n, dtype)
-    s2 = np.zeros(n if p["solver"] == "adam" else 0, dtype)
     batch = min(spec.batch, spec.X.shape[0])
     steps_per_fit = spec.epochs * -(-spec.X.shape[0] // batch)
 
     def run(steps):
-        _mlp_fast._py_update_steps(opt, theta, grad, s1, s2, float(p["alpha"]),
-                                   float(batch), 0, steps)
+        _mlp_fast._py_update_steps(opt.kernel_params(), theta, grad, opt.state_1,
+                                   opt.state_2, float(est.alpha), float(batch), 0,
+                                   steps)
     per_step = timed_trials(run, budget, trials)
     med = float(np.median(per_step))
     return {"per_step_s": med, "per_step_best_s": per_step[0], "params": n,
             "steps_per_fit": steps_per_fit, "seconds": med * steps_per_fit,
-            "what": f"{p['solver']} update of {n} parameters, {steps_per_fit} steps"}
+            "what": f"{est.solver} update of {n} parameters, {steps_per_fit} steps"}
 
 
 def gather_pass(spec):

@@ -25,6 +25,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(REPO, "benchmarks", "run.py")
 
 
+def _load_script(path, name):
+    """A benchmarks/ script as a module of its own name (not put in sys.modules)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
@@ -115,11 +123,7 @@ def test_torch_initial_weights_match_sklearn():
     # draw against scikit-learn's own initialisation (a private method: skip if
     # it changes).
     np = pytest.importorskip("numpy")
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_run", RUN)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _load_script(RUN, "bench_run")
     from sklearn.neural_network import MLPClassifier
     from sklearn.preprocessing import LabelBinarizer
     from sklearn.utils import check_random_state
@@ -183,14 +187,6 @@ def test_scaling_only_run(tmp_path):
 COMPARE = os.path.join(REPO, "benchmarks", "compare_builds.py")
 
 
-def _compare_builds_module():
-    spec = importlib.util.spec_from_file_location("skmlp_bench_compare_builds",
-                                                  COMPARE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.skipif(DEFAULT_BUILD == "generic",
                     reason="only the generic build of the kernels runs here")
 def test_compare_builds_quick_run(tmp_path):
@@ -249,13 +245,10 @@ def test_compare_builds_stops_when_the_builds_disagree(monkeypatch):
     # A "build" whose epochs train with another L2 penalty (the kernel's
     # second argument): the comparison must refuse to report a ratio between
     # different models.
-    compare = _compare_builds_module()
+    compare = _load_script(COMPARE, "skmlp_bench_compare_builds")
     monkeypatch.setenv("SKMLP_BENCH_SELECT", "installed")
     monkeypatch.setenv("SKMLP_BENCH_SOURCE", "")   # (run.py sets it)
-    # benchmarks/run.py under a name of its own, not left in sys.modules
-    spec = importlib.util.spec_from_file_location("skmlp_bench_run", RUN)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _load_script(RUN, "skmlp_bench_run")
     import skmlp._multilayer_perceptron as mlp_module
 
     generic = importlib.import_module("skmlp._mlp_fast_generic")
@@ -302,12 +295,8 @@ PERF_REPORT = """\
 
 
 def _perf_profile_module():
-    import importlib.util
-    path = os.path.join(REPO, "benchmarks", "perf_profile.py")
-    spec = importlib.util.spec_from_file_location("skmlp_bench_perf_profile", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return _load_script(os.path.join(REPO, "benchmarks", "perf_profile.py"),
+                        "skmlp_bench_perf_profile")
 
 
 def test_perf_profile_groups_samples_by_component():
