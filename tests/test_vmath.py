@@ -9,6 +9,7 @@ every build of the kernels. They go through ``_py_bias_activation``, the
 kernels' bias-and-activation loop itself (with a zero bias).
 """
 
+import functools
 import importlib
 
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 
 from skmlp import _mlp_fast
 
-from _helpers import WIDE_BUILDS, needs_avx2, needs_avx512
+from _helpers import AVX2_RUNS, AVX512_RUNS, WIDE_BUILDS, needs_avx2, needs_avx512
 
 LOGISTIC, TANH, SOFTMAX, EXP = 1, 2, 4, 5
 
@@ -228,3 +229,196 @@ def test_division_outside_the_reciprocal_range(build):
         assert how == FIN_DIVIDE
         with np.errstate(all="ignore"):
             assert got.tobytes() == (grad / divisor).tobytes()
+
+
+# ---------------------------------------------------------------------------
+# Adam's float64 division without the divider (_adam_avx512.h)
+# ---------------------------------------------------------------------------
+
+GENERIC = importlib.import_module("skmlp._mlp_fast_generic")
+
+
+def _quotients(module, a, b):
+    out = np.array(a, dtype=np.float64)
+    module._py_quotients(out, np.ascontiguousarray(b, dtype=np.float64))
+    return out
+
+
+def _assert_the_division(module, a, b):
+    """module's quotients are the generic build's, which divides (both under
+    the kernels' flush-to-zero mode), and NumPy's where nothing is subnormal."""
+    got = _quotients(module, a, b)
+    ref = _quotients(GENERIC, a, b)
+    nan = np.isnan(ref)
+    assert np.array_equal(np.isnan(got), nan)
+    wrong = np.flatnonzero(got[~nan].view(np.int64) != ref[~nan].view(np.int64))
+    assert wrong.size == 0, (a[~nan][wrong[:3]], b[~nan][wrong[:3]])
+    with np.errstate(all="ignore"):
+        direct = a / b
+    tiny = np.finfo(np.float64).tiny
+    subnormal = [(np.abs(x) < tiny) & (x != 0) for x in (a, b, direct)]
+    normal = ~(subnormal[0] | subnormal[1] | subnormal[2] | nan)
+    assert ref[normal].tobytes() == direct[normal].tobytes()
+
+
+@functools.lru_cache(maxsize=None)
+def _near_midpoints(seed, n, below_one):
+    """n pairs (a, b) of significands in [1, 2) whose quotient lies within
+    2^-40 ulp of a midpoint between two doubles (the hard cases for
+    rounding). A midpoint is M = N 2^-54 (in [1/2, 1)) or N 2^-53 (in
+    [1, 2)) with N odd; for b = B 2^-52, a = b M - t 2^-106 (or 2^-105) is a
+    double when B N = t (mod 2^54), so B = t / N (mod 2^54) for a small t.
+    a / b is then |t| 2^-106 / b or 2^-105 / b from M: the closest a
+    quotient of two doubles comes to a midpoint."""
+    rng = np.random.RandomState(seed)
+    a, b = [], []
+    mod = 2**54
+    while len(a) < n:
+        big_n = int(rng.randint(2**52, 2**53, dtype=np.int64)) * 2 + 1
+        t = int(rng.choice([-3, -2, -1, 1, 2, 3]))
+        big_b = t * pow(big_n, -1, mod) % mod
+        if not 2**52 <= big_b < 2**53 or t == 0:
+            continue
+        big_a = (big_b * big_n - t) // mod
+        # a = big_a 2^-52 lies in [1/2, 2): scale to [1, 2) for a quotient below 1
+        if below_one:
+            if big_a >= 2**52 and big_a < big_b:
+                a.append(big_a * 2.0**-52)
+                b.append(big_b * 2.0**-52)
+        elif big_a < 2**52 and 2 * big_a >= big_b:
+            a.append(big_a * 2.0**-51)
+            b.append(big_b * 2.0**-52)
+    return np.array(a), np.array(b)
+
+
+def _scaled(rng, a, b, a_exp, b_exp):
+    """a and b times random powers of two in the given ranges, random signs of a."""
+    n = a.size
+    sign = rng.choice([-1.0, 1.0], n)
+    return (np.ldexp(a, rng.randint(*a_exp, n)) * sign, np.ldexp(b, rng.randint(*b_exp, n)))
+
+
+@pytest.mark.skipif(not EXTENDED, reason="the hard cases are built in long double")
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("below_one", [False, True])
+def test_adam_quotient_next_to_midpoints(build, below_one):
+    """Quotients within a hair of a midpoint between two doubles, where an
+    approximate reciprocal would round the wrong way: the AVX-512 build's
+    reciprocal-based quotient must round them as the division does."""
+    module = importlib.import_module(build)
+    rng = np.random.RandomState(11 + below_one)
+    a, b = _near_midpoints(11, 60_000, below_one)
+    # that they are the hard cases (long double has 11 bits more than double)
+    exact = a.astype(np.longdouble) / b.astype(np.longdouble)
+    ulp = np.spacing(a / b).astype(np.longdouble)
+    assert np.all(np.abs(np.abs(exact - a / b) / ulp - 0.5) < 2.0**-9)
+    assert np.all((a / b < 1) == below_one)
+    _assert_the_division(module, a, b)
+    _assert_the_division(module, *_scaled(rng, a, b, (-500, 500), (-60, 50)))
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_adam_quotient_random_and_all_ones_divisors(build):
+    """Random quotients across the fast path's range and around its edges,
+    divisors with a significand of all ones (where the reciprocal's last
+    Newton step can stop one ulp short; with a power-of-two numerator the
+    quotient is that reciprocal), and the pairs the proof in _adam_avx512.h
+    leaves to be checked directly."""
+    module = importlib.import_module(build)
+    rng = np.random.RandomState(12)
+    n = 400_000
+    a = rng.uniform(1, 2, n)
+    b = rng.uniform(1, 2, n)
+    # inside the fast path's range (2^-60 <= b < 2^50, 2^-968 <= |a| < 2^960),
+    # at its edges, and just outside them, each set in whole vectors
+    for a_exp, b_exp in (((-968, 960), (-60, 50)), ((-968, -900), (-60, 0)),
+                         ((900, 960), (-60, 50)), ((-1022, -968), (-60, 0)),
+                         ((960, 1024), (-60, 50)), ((-50, 50), (-100, -60)),
+                         ((-50, 50), (50, 100)), ((-1021, 1023), (-1021, 1023))):
+        _assert_the_division(module, *_scaled(rng, a, b, a_exp, b_exp))
+    ones = np.full(n, 2 - 2.0**-52)
+    _assert_the_division(module, *_scaled(rng, a, ones, (-500, 500), (-60, 50)))
+    _assert_the_division(module, *_scaled(rng, np.ones(n), ones, (-500, 500), (-60, 50)))
+    # 1 / (2 - k 2^-52) = 2^-1 + k 2^-54 + k^2 2^-107 + ...: for odd k, just
+    # above a midpoint, where a reciprocal short of the last Newton step
+    # rounds the wrong way; a power-of-two numerator makes it the quotient
+    odd_k = 2.0 * rng.randint(0, 2**15, n) + 1
+    _assert_the_division(module, *_scaled(rng, np.ones(n), 2 - odd_k * 2.0**-52,
+                                          (-500, 500), (-60, 50)))
+    _assert_the_division(module, *_scaled(rng, a, 2 - odd_k * 2.0**-52,
+                                          (-500, 500), (-60, 50)))
+    edge_a = np.array([2 - 2.0**-51, 2 - 2.0**-50, 2 - 2.0**-50, 2 - 2.0**-50])
+    edge_b = np.array([2 - 2.0**-52, 2 - 2.0**-52, 2 - 2.0**-51, 2 - 3 * 2.0**-52])
+    _assert_the_division(module, *_scaled(rng, np.tile(edge_a, 1000),
+                                          np.tile(edge_b, 1000), (-500, 500), (-60, 50)))
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_adam_reciprocal_is_correctly_rounded(build):
+    """The quotient's proof needs y = RN(1/b) exactly: random divisors over
+    the fast path's range (with rcp14's start, two Newton steps leave about
+    one in a thousand one ulp off), divisors just below a power of two
+    (2 - k 2^-52, whose reciprocals lie just above midpoints) and all-ones
+    significands (Markstein's exception, fixed by setting the last bit)."""
+    module = importlib.import_module(build)
+    rng = np.random.RandomState(14)
+    n = 1_000_000
+    b = np.concatenate([
+        np.ldexp(rng.uniform(1, 2, n), rng.randint(-60, 50, n)),
+        np.ldexp(2 - (2.0 * rng.randint(0, 2**20, n // 4) + 1) * 2.0**-52,
+                 rng.randint(-60, 50, n // 4)),
+        np.ldexp(np.full(64, 2 - 2.0**-52), np.arange(-60, 4)),
+    ])
+    got = b.copy()
+    module._py_reciprocals(got)
+    assert got.tobytes() == (1 / b).tobytes(), b[got != 1 / b][:3]
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_adam_quotient_outside_the_fast_range(build):
+    """Every lane the fast path does not cover (zero, NaN or infinite
+    operands, divisors below 2^-60 or from 2^50, numerators from 2^960 or
+    below 2^-968, subnormals) sends its vector of 8 to the division, placed
+    at each lane of a vector among ordinary ones; zeros keep their sign;
+    lengths that are not a multiple of 8 end in the division too."""
+    module = importlib.import_module(build)
+    rng = np.random.RandomState(13)
+    odd_a = [0.0, -0.0, np.inf, -np.inf, np.nan, 2.0**960, -(2.0**960),
+             np.nextafter(2.0**960, 0), 2.0**-968, np.nextafter(2.0**-968, 0),
+             1e-310, -1e-320, np.finfo(np.float64).max, 1.0, -3.0]
+    odd_b = [1e-8, 2.0**-60, np.nextafter(2.0**-60, 0), 2.0**50,
+             np.nextafter(2.0**50, 0), 0.0, np.inf, np.nan, 1e-300, 1e300,
+             1e-310, 2.0**-1000, 3.0, -2.0, -0.0]
+    # groups of 24 (three vectors), the odd value at one lane of the middle
+    # one: in the numerator and divisor together, then each alone
+    groups_a, groups_b = [], []
+    for av in odd_a:
+        for bv in odd_b:
+            for lane in range(8):
+                for where in ("both", "a", "b"):
+                    a = rng.uniform(-2, 2, 24)
+                    b = rng.uniform(0.5, 2, 24)
+                    if where != "b":
+                        a[8 + lane] = av
+                    if where != "a":
+                        b[8 + lane] = bv
+                    groups_a.append(a)
+                    groups_b.append(b)
+    _assert_the_division(module, np.concatenate(groups_a), np.concatenate(groups_b))
+    for n in range(1, 20):
+        _assert_the_division(module, rng.uniform(-2, 2, n), rng.uniform(0.5, 2, n))
+    # zeros of either sign over ordinary divisors: the zero of the numerator's sign
+    z = np.array([0.0, -0.0] * 8)
+    got = _quotients(module, z, rng.uniform(1e-8, 1e6, 16))
+    assert np.array_equal(np.signbit(got), np.signbit(z)) and not got.any()
+
+
+def test_adam_divides_without_the_divider_in_the_avx512_build_only():
+    """The AVX-512 build takes the reciprocal-based path (otherwise the tests
+    above and the builds' comparisons would pass without testing it); the
+    others divide."""
+    assert not GENERIC.ADAM_WITHOUT_DIVIDER
+    if AVX2_RUNS:
+        assert not importlib.import_module("skmlp._mlp_fast_avx2").ADAM_WITHOUT_DIVIDER
+    if AVX512_RUNS:
+        assert importlib.import_module("skmlp._mlp_fast_avx512").ADAM_WITHOUT_DIVIDER

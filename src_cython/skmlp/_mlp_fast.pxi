@@ -51,6 +51,18 @@ cdef extern from "_vmath.h" nogil:
     double skmlp_div(double a, double b, double y)
     float skmlp_divf(float a, double y)
 
+cdef extern from "_adam_avx512.h" nogil:
+    # Adam's float64 loop with the division done by the reciprocal and fused
+    # multiply-adds, bit for bit (the AVX-512 build; elsewhere it does nothing)
+    const int SKMLP_ADAM_WITHOUT_DIVIDER
+    intp skmlp_adam_f64_head(double *theta, const double *grad, double *m,
+                             double *v, intp n, int penalised, double alpha,
+                             int by_pow2, double divisor, double reciprocal,
+                             double lr_t, double beta_1, double beta_2,
+                             double c1, double c2, double eps)
+    void skmlp_quotients(double *a, const double *b, intp n)
+    void skmlp_reciprocals(double *b, intp n)
+
 cdef extern from "_fpenv.h" nogil:
     # Flush subnormal results and inputs to zero in this thread while training
     # (see _fpenv.h: subnormal arithmetic is microcoded and ~100x slower).
@@ -68,6 +80,10 @@ cdef extern from *:
 # Was this build made with SKMLP_DEBUG_BUILD=1 (setup.py: bounds, wraparound
 # and initialisation checks on, -O0)? CI checks that its debug stage runs one.
 DEBUG_BUILD = bool(SKMLP_DEBUG_BUILD)
+
+# Does Adam's float64 step in this build divide without the divider
+# (_adam_avx512.h)? True in the AVX-512 build; tests check it.
+ADAM_WITHOUT_DIVIDER = bool(SKMLP_ADAM_WITHOUT_DIVIDER)
 
 
 cpdef enum Activation:
@@ -966,8 +982,11 @@ cdef void _adam_update(floating *theta, const floating *grad, floating *m,
     m = beta_1 * m + (1 - beta_1) * g;  v = beta_2 * v + (1 - beta_2) * g ** 2
     theta += -lr_t * m / (sqrt(v) + epsilon)
     The step is formed in float64 (as NumPy does with a float64 step size).
+    In float64 the AVX-512 build does the first multiple of 8 parameters in
+    _adam_avx512.h, the same operations with the division's bits from the
+    reciprocal.
     """
-    cdef intp j
+    cdef intp j, done = 0
     cdef floating a = <floating>fin.alpha
     cdef bint pen = fin.penalised
     cdef floating b1 = <floating>beta_1
@@ -976,7 +995,15 @@ cdef void _adam_update(floating *theta, const floating *grad, floating *m,
     cdef floating c2 = <floating>(1 - beta_2)
     cdef floating eps = <floating>epsilon
     cdef floating g
-    for j in range(n):
+    if floating is double:
+        if Divisor is Pow2Divisor:
+            done = skmlp_adam_f64_head(theta, grad, m, v, n, pen, a, True, 0.0,
+                                       d.reciprocal, lr_t, b1, b2, c1, c2, eps)
+        else:
+            done = skmlp_adam_f64_head(theta, grad, m, v, n, pen, a, False,
+                                       d.divisor, d.reciprocal, lr_t, b1, b2,
+                                       c1, c2, eps)
+    for j in range(done, n):
         g = _finished(grad[j], theta[j], a, pen, d)
         m[j] = b1 * m[j] + c1 * g
         v[j] = b2 * v[j] + c2 * (g * g)
@@ -1164,6 +1191,33 @@ cdef double _step_penalty(const Net *net, const floating *theta) noexcept nogil:
             penalty += _dot(<int>(hi - lo), theta + lo, 1, theta + lo, 1)
             lo = hi
     return penalty
+
+
+def _py_quotients(double[::1] a, const double[::1] b):
+    """a /= b in place as Adam's float64 step divides, under the training
+    kernels' flush-to-zero mode (for the tests: the AVX-512 build divides
+    without the divider, see _adam_avx512.h)."""
+    cdef unsigned long fp_state
+    if a.shape[0] != b.shape[0]:
+        raise ValueError("a and b must have the same length")
+    if a.shape[0] == 0:
+        return
+    with nogil:
+        fp_state = skmlp_ftz_on()
+        skmlp_quotients(&a[0], &b[0], a.shape[0])
+        skmlp_ftz_restore(fp_state)
+
+
+def _py_reciprocals(double[::1] b):
+    """b = 1 / b in place as Adam's float64 step computes the reciprocal of
+    its divisor (for the tests; see _py_quotients)."""
+    cdef unsigned long fp_state
+    if b.shape[0] == 0:
+        return
+    with nogil:
+        fp_state = skmlp_ftz_on()
+        skmlp_reciprocals(&b[0], b.shape[0])
+        skmlp_ftz_restore(fp_state)
 
 
 def _py_update_steps(tuple opt_params, floating[::1] theta,
