@@ -347,10 +347,13 @@ def test_adam_quotient_random_and_all_ones_divisors(build):
                                           (-500, 500), (-60, 50)))
     _assert_the_division(module, *_scaled(rng, a, 2 - odd_k * 2.0**-52,
                                           (-500, 500), (-60, 50)))
-    edge_a = np.array([2 - 2.0**-51, 2 - 2.0**-50, 2 - 2.0**-50, 2 - 2.0**-50])
-    edge_b = np.array([2 - 2.0**-52, 2 - 2.0**-52, 2 - 2.0**-51, 2 - 3 * 2.0**-52])
+    # a = 2 - k 2^-52 (k = 2, 3, 4) over every b between a and 2
+    edge = [(2 - k * 2.0**-52, 2 - j * 2.0**-52) for k in (2, 3, 4) for j in range(1, k)]
+    edge_a, edge_b = np.array(edge).T
+    assert len(edge) == 6 and np.all(edge_a < edge_b)
     _assert_the_division(module, *_scaled(rng, np.tile(edge_a, 1000),
                                           np.tile(edge_b, 1000), (-500, 500), (-60, 50)))
+    _assert_the_division(module, edge_a, edge_b)
 
 
 @pytest.mark.parametrize("build", BUILDS)

@@ -8,39 +8,43 @@
  * and every build still trains the same model.
  *
  * The quotient of a and b (b > 0), for one vector of 8:
- *   y0 = rcp14(b)                        relative error below 2^-14
- *   y  = y + y (1 - b y), twice          relative error below 2^-28, then
+ *   y0 = rcp14(b)                        relative error below 2^-14 (Intel)
+ *   y  = y + y (1 - b y), twice          relative error about 2^-28, then
  *                                        within one ulp of 1/b (faithful)
  *   y  = y + y (1 - b y)                 RN(1/b), except below
  *   q  = RN(a y);  r = RN(a - b q);  quotient = RN(q + r y) = RN(a / b)
  * each line one rounding (fused multiply-add where it has two operations).
  *
- * Why the last reciprocal step rounds correctly (scale b into [1, 2); y then
- * lies in [1/2, 1], where ulp = 2^-53): for a faithful y, 1 - b y is exact
- * and y + y (1 - b y) = 1/b - d^2 / b with d = b y - 1, |d| < 2^-52. That
- * rounds as 1/b unless 1/b lies above a midpoint M between two doubles by at
- * most d^2 / b; 1/b - M = (1 - b M) / b, where 1 - b M is a nonzero multiple
- * of 2^-106 (b M = B (2k + 1) 2^-106 with integers B and 2k + 1 > 1). Working
- * that through for y = M - 2^-54 (the one neighbour for which it can happen)
- * leaves b = 2 - 2^-52 alone: the significand of all ones (Markstein's
- * exception), where 1/b = 2^-1 (1 + 2^-53 + 2^-106 + ...) rounds to
- * 2^-1 (1 + 2^-52) but the step can stop at 2^-1 (a tie). The result is one
- * of those two, so setting its last bit gives RN(1/b).
+ * Why the last reciprocal step rounds correctly (scale b into [1, 2); 1/b
+ * then lies in (1/2, 1], where ulp = 2^-53): for a faithful y, 1 - b y is
+ * exact and y + y (1 - b y) = 1/b - d^2 / b with d = b y - 1, |d| < 2^-52.
+ * That rounds as 1/b unless 1/b lies above a midpoint M between two doubles
+ * by at most d^2 / b. Now 1/b - M = (1 - b M) / b, where 1 - b M = N 2^-106
+ * for an integer N > 0 (b M = B (2k + 1) 2^-106 for integers B and
+ * 2k + 1 > 1). y is then M - 2^-54 or M + 2^-54, only the first can fail,
+ * and for it d^2 = 2^-106 (b^2 / 4 + N b 2^-53 + N^2 2^-106), which reaches
+ * N 2^-106 only for N = 1 and b = 2 - 2^-52: the significand of all ones
+ * (Markstein's exception), where 1/b = 2^-1 (1 + 2^-53 + 2^-106 + ...)
+ * rounds to 2^-1 (1 + 2^-52) but the step can stop at 2^-1 (a tie broken to
+ * even). The result is one of those two, so setting its last bit gives
+ * RN(1/b).
  *
- * Why the quotient rounds correctly (scale a and b into [1, 2); Q = a / b has
- * ulp u = 2^-53 or 2^-52): with y = RN(1/b), e = b y - 1 satisfies
- * |e| <= b 2^-54, and q + r y = Q + (Q - q)(1 + rho)(1 + e) - ... differs from
- * Q by at most |Q - q| (|e| + |rho|) with rho r's rounding, and q = RN(a y)
- * is within 1.5 u of Q, so by less than 2^-51 u. Every midpoint M differs
- * from Q by at least 2^-53 u / b (a - b M is a nonzero multiple of u 2^-53).
- * Far from midpoints the two round alike. Near one (within (1 - a/2) u, and
- * always when Q >= 1) q is faithful, so r is exact (a - b q is a multiple of
- * u 2^-52 below 2u) and q + r y = Q + (Q - q) e, within (u/2 + t) b 2^-54 of
- * Q for Q at distance t from the midpoint between the two faithful
- * candidates: less than t because t >= 2^-53 u / b and b^2 (1 + 2^-52) < 4.
- * Left between the two cases are Q < 1 with a = 2 - 2^-51 or 2 - 2^-50 and
- * b just below 2 (four pairs up to scaling), which tests/test_vmath.py
- * divides directly, with quotients next to midpoints, all-ones divisors and
+ * Why the quotient rounds correctly (scale a and b into [1, 2); Q = a / b
+ * then has ulp u = 2^-53 below 1, 2^-52 from 1 on): with y = RN(1/b),
+ * e = b y - 1 has |e| <= b 2^-54, so a y = Q (1 + e) lies within a 2^-54
+ * (at most u) of Q, and q within 2u. With rho the rounding of r,
+ * q + r y = Q + (Q - q)(e + rho + e rho), within 2^-51 u of Q. Every
+ * midpoint M lies at least 2^-53 u / b from Q (a - b M is a nonzero
+ * multiple of u 2^-53), so if none is within 2^-51 u of Q the two round
+ * alike. If one is, then |a y - M| < u, q is one of M - u/2 and M + u/2 (it
+ * is faithful), so r = a - b q exactly (a multiple of u 2^-52 below 2u) and
+ * q + r y = Q + (Q - q) e, within (u/2 + t) b 2^-54 of Q, t = |Q - M|: less
+ * than t, since t >= 2^-53 u / b and b^2 + b 2^-52 < 4: q + r y lies on
+ * Q's side of M. The step |a y - M| < u needs a 2^-54 + 2^-51 u < u: true
+ * from 1 on (a 2^-54 < u/2); below 1 (a 2^-54 = a u / 2) unless
+ * a = 2 - k 2^-52 with k <= 4 and b between a and 2: six pairs up to
+ * scaling, which tests/test_vmath.py divides directly,
+ * with quotients next to midpoints, reciprocals, all-ones divisors and
  * random ones.
  *
  * The scaling argument needs every intermediate normal. The fast path takes a
