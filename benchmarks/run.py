@@ -867,7 +867,7 @@ def time_update(spec, budget=0.25, trials=5):
     parameter vector of the case's size, times the fit's number of steps.
     Adam's loop takes a square root and a division per parameter, which the
     divider bounds (both correctly rounded, as NumPy's in scikit-learn's
-    update)."""
+    update; the AVX-512 build's float64 loop divides without the divider)."""
     from skmlp import _mlp_fast
     from skmlp._multilayer_perceptron import _Optimizer
     est = skmlp.MLPClassifier(**spec.params)

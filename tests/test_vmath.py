@@ -425,3 +425,11 @@ def test_adam_divides_without_the_divider_in_the_avx512_build_only():
         assert not importlib.import_module("skmlp._mlp_fast_avx2").ADAM_WITHOUT_DIVIDER
     if AVX512_RUNS:
         assert importlib.import_module("skmlp._mlp_fast_avx512").ADAM_WITHOUT_DIVIDER
+
+
+def test_quotient_hooks_check_their_input():
+    with pytest.raises(ValueError, match="same length"):
+        _mlp_fast._py_quotients(np.ones(3), np.ones(4))
+    empty = np.zeros(0)
+    _mlp_fast._py_quotients(empty, empty)
+    _mlp_fast._py_reciprocals(empty)
