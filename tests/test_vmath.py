@@ -264,12 +264,12 @@ def _assert_the_division(module, a, b):
 @functools.lru_cache(maxsize=None)
 def _near_midpoints(seed, n, below_one):
     """n pairs (a, b) of significands in [1, 2) whose quotient lies within
-    2^-40 ulp of a midpoint between two doubles (the hard cases for
-    rounding). A midpoint is M = N 2^-54 (in [1/2, 1)) or N 2^-53 (in
-    [1, 2)) with N odd; for b = B 2^-52, a = b M - t 2^-106 (or 2^-105) is a
-    double when B N = t (mod 2^54), so B = t / N (mod 2^54) for a small t.
-    a / b is then |t| 2^-106 / b or 2^-105 / b from M: the closest a
-    quotient of two doubles comes to a midpoint."""
+    3 2^-53 ulp of a midpoint between two doubles (the hard cases for
+    rounding). A midpoint in [1/2, 1) is M = N 2^-54 with N odd; for
+    b = B 2^-52, a = b M - t 2^-106 is a double when B N = t (mod 2^54), so
+    B = t / N (mod 2^54) for a small t, and a / b lies |t| 2^-106 / b from
+    M: about the closest a quotient of two doubles comes to a midpoint.
+    Twice that a is next to the midpoint 2M in [1, 2)."""
     rng = np.random.RandomState(seed)
     a, b = [], []
     mod = 2**54
@@ -280,7 +280,8 @@ def _near_midpoints(seed, n, below_one):
         if not 2**52 <= big_b < 2**53 or t == 0:
             continue
         big_a = (big_b * big_n - t) // mod
-        # a = big_a 2^-52 lies in [1/2, 2): scale to [1, 2) for a quotient below 1
+        # a = big_a 2^-52 lies in [1/2, 2): kept where it is in [1, 2) (a / b
+        # next to M), or doubled where that is (a / b next to 2M)
         if below_one:
             if big_a >= 2**52 and big_a < big_b:
                 a.append(big_a * 2.0**-52)
