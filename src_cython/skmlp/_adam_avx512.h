@@ -129,12 +129,27 @@ static inline __m512d skmlp_div8(__m512d a, __m512d b, __m512d y)
     return _mm512_mask_blend_pd(finite, q, c);
 }
 
-/* _adam_update's loop in float64 (_mlp_fast.pxi) over the first multiple of
- * 8 parameters, each operation as there; returns how many it did (the
- * Cython loop does the rest). The raw gradient G is finished as _finished
- * does: (G + alpha theta) if penalised, then times ``reciprocal`` if
- * ``by_pow2`` (an exact power of two), else divided by ``divisor`` through
- * skmlp_div. */
+/* The gradient of 8 parameters from their raw sums G, as _finished
+ * (_mlp_fast.pxi) makes it: (G + alpha theta) if penalised, then times
+ * ``inv`` (the reciprocal) if ``by_pow2`` (an exact power of two), else
+ * divided by ``s`` through skmlp_div. */
+static inline __m512d skmlp_finished8(__m512d G, __m512d w, int penalised,
+                                      __m512d alpha, int by_pow2, __m512d s,
+                                      __m512d inv)
+{
+    if (penalised)
+        G = _mm512_add_pd(G, _mm512_mul_pd(alpha, w));
+    return by_pow2 ? _mm512_mul_pd(G, inv) : skmlp_div8(G, s, inv);
+}
+
+/* The optimizers' loops in float64 (_mlp_fast.pxi) over the first multiple
+ * of 8 parameters, each operation as there; each returns how many it did
+ * (the Cython loop does the rest). The gradient is finished as
+ * skmlp_finished8 says, from penalised, alpha, by_pow2, divisor and
+ * reciprocal. */
+
+/* _adam_update: m = b1 m + c1 g; v = b2 v + c2 (g g);
+ * theta = theta + (-lr_t m) / (sqrt(v) + eps) */
 static inline ptrdiff_t skmlp_adam_f64_head(
     double *theta, const double *grad, double *m, double *v, ptrdiff_t n,
     int penalised, double alpha, int by_pow2, double divisor, double reciprocal,
@@ -147,18 +162,81 @@ static inline ptrdiff_t skmlp_adam_f64_head(
     const __m512d ep = _mm512_set1_pd(eps);
     ptrdiff_t j;
     for (j = 0; j + 8 <= n; j += 8) {
-        __m512d w = _mm512_loadu_pd(theta + j), g = _mm512_loadu_pd(grad + j);
-        __m512d mj, vj;
-        if (penalised)
-            g = _mm512_add_pd(g, _mm512_mul_pd(al, w));
-        g = by_pow2 ? _mm512_mul_pd(g, inv) : skmlp_div8(g, s, inv);
-        mj = _mm512_add_pd(_mm512_mul_pd(b1, _mm512_loadu_pd(m + j)), _mm512_mul_pd(k1, g));
-        vj = _mm512_add_pd(_mm512_mul_pd(b2, _mm512_loadu_pd(v + j)),
-                           _mm512_mul_pd(k2, _mm512_mul_pd(g, g)));
+        __m512d w = _mm512_loadu_pd(theta + j);
+        __m512d g = skmlp_finished8(_mm512_loadu_pd(grad + j), w, penalised, al,
+                                    by_pow2, s, inv);
+        __m512d mj = _mm512_add_pd(_mm512_mul_pd(b1, _mm512_loadu_pd(m + j)),
+                                   _mm512_mul_pd(k1, g));
+        __m512d vj = _mm512_add_pd(_mm512_mul_pd(b2, _mm512_loadu_pd(v + j)),
+                                   _mm512_mul_pd(k2, _mm512_mul_pd(g, g)));
         _mm512_storeu_pd(m + j, mj);
         _mm512_storeu_pd(v + j, vj);
         _mm512_storeu_pd(theta + j, _mm512_add_pd(w, skmlp_quotient8(
             _mm512_mul_pd(neg_lr, mj), _mm512_add_pd(_mm512_sqrt_pd(vj), ep))));
+    }
+    return j;
+}
+
+/* _adagrad_update (decay = 1, c = 1: acc = acc + g g) and _rmsprop_update
+ * (acc = decay acc + c (g g)): theta = theta - (lr g) / (sqrt(acc) + eps) */
+static inline ptrdiff_t skmlp_rms_f64_head(
+    double *theta, const double *grad, double *acc, ptrdiff_t n,
+    int penalised, double alpha, int by_pow2, double divisor, double reciprocal,
+    int adagrad, double lr, double decay, double c, double eps)
+{
+    const __m512d al = _mm512_set1_pd(alpha), s = _mm512_set1_pd(divisor);
+    const __m512d inv = _mm512_set1_pd(reciprocal), eta = _mm512_set1_pd(lr);
+    const __m512d rho = _mm512_set1_pd(decay), k = _mm512_set1_pd(c);
+    const __m512d ep = _mm512_set1_pd(eps);
+    ptrdiff_t j;
+    for (j = 0; j + 8 <= n; j += 8) {
+        __m512d w = _mm512_loadu_pd(theta + j), aj;
+        __m512d g = skmlp_finished8(_mm512_loadu_pd(grad + j), w, penalised, al,
+                                    by_pow2, s, inv);
+        if (adagrad)
+            aj = _mm512_add_pd(_mm512_loadu_pd(acc + j), _mm512_mul_pd(g, g));
+        else
+            aj = _mm512_add_pd(_mm512_mul_pd(rho, _mm512_loadu_pd(acc + j)),
+                               _mm512_mul_pd(k, _mm512_mul_pd(g, g)));
+        _mm512_storeu_pd(acc + j, aj);
+        _mm512_storeu_pd(theta + j, _mm512_sub_pd(w, skmlp_quotient8(
+            _mm512_mul_pd(eta, g), _mm512_add_pd(_mm512_sqrt_pd(aj), ep))));
+    }
+    return j;
+}
+
+/* _adamw_update: theta = theta decay; m = b1 m + c1 g; v = b2 v + c2 (g g);
+ * theta = theta - (step m) / (sqrt(v) / root_bc2 + eps), the division by
+ * root_bc2 (in (0, 1]) as skmlp_div does it: the division's bits for every
+ * sqrt(v) >= 2^-968, zero, infinite or NaN, which is every sqrt(v) under
+ * flush-to-zero. */
+static inline ptrdiff_t skmlp_adamw_f64_head(
+    double *theta, const double *grad, double *m, double *v, ptrdiff_t n,
+    int penalised, double alpha, int by_pow2, double divisor, double reciprocal,
+    double decay, double step, double root_bc2, double beta_1, double beta_2,
+    double c1, double c2, double eps)
+{
+    const __m512d al = _mm512_set1_pd(alpha), s = _mm512_set1_pd(divisor);
+    const __m512d inv = _mm512_set1_pd(reciprocal), keep = _mm512_set1_pd(decay);
+    const __m512d lr = _mm512_set1_pd(step), root = _mm512_set1_pd(root_bc2);
+    const __m512d inv_root = _mm512_set1_pd(1.0 / root_bc2);
+    const __m512d b1 = _mm512_set1_pd(beta_1), b2 = _mm512_set1_pd(beta_2);
+    const __m512d k1 = _mm512_set1_pd(c1), k2 = _mm512_set1_pd(c2);
+    const __m512d ep = _mm512_set1_pd(eps);
+    ptrdiff_t j;
+    for (j = 0; j + 8 <= n; j += 8) {
+        __m512d w = _mm512_loadu_pd(theta + j);
+        __m512d g = skmlp_finished8(_mm512_loadu_pd(grad + j), w, penalised, al,
+                                    by_pow2, s, inv);
+        __m512d mj = _mm512_add_pd(_mm512_mul_pd(b1, _mm512_loadu_pd(m + j)),
+                                   _mm512_mul_pd(k1, g));
+        __m512d vj = _mm512_add_pd(_mm512_mul_pd(b2, _mm512_loadu_pd(v + j)),
+                                   _mm512_mul_pd(k2, _mm512_mul_pd(g, g)));
+        __m512d den = _mm512_add_pd(skmlp_div8(_mm512_sqrt_pd(vj), root, inv_root), ep);
+        _mm512_storeu_pd(m + j, mj);
+        _mm512_storeu_pd(v + j, vj);
+        _mm512_storeu_pd(theta + j, _mm512_sub_pd(_mm512_mul_pd(w, keep),
+                                                  skmlp_quotient8(_mm512_mul_pd(lr, mj), den)));
     }
     return j;
 }
@@ -191,16 +269,10 @@ static inline void skmlp_reciprocals(double *b, ptrdiff_t n)
 #else
 #define SKMLP_ADAM_WITHOUT_DIVIDER 0
 
-static inline ptrdiff_t skmlp_adam_f64_head(
-    double *theta, const double *grad, double *m, double *v, ptrdiff_t n,
-    int penalised, double alpha, int by_pow2, double divisor, double reciprocal,
-    double lr_t, double beta_1, double beta_2, double c1, double c2, double eps)
-{
-    (void)theta; (void)grad; (void)m; (void)v; (void)n; (void)penalised;
-    (void)alpha; (void)by_pow2; (void)divisor; (void)reciprocal; (void)lr_t;
-    (void)beta_1; (void)beta_2; (void)c1; (void)c2; (void)eps;
-    return 0;
-}
+/* Elsewhere the Cython loops do every parameter. */
+#define skmlp_adam_f64_head(...) ((ptrdiff_t)0)
+#define skmlp_rms_f64_head(...) ((ptrdiff_t)0)
+#define skmlp_adamw_f64_head(...) ((ptrdiff_t)0)
 
 static inline void skmlp_quotients(double *a, const double *b, ptrdiff_t n)
 {

@@ -52,14 +52,25 @@ cdef extern from "_vmath.h" nogil:
     float skmlp_divf(float a, double y)
 
 cdef extern from "_adam_avx512.h" nogil:
-    # Adam's float64 loop with the division done by the reciprocal and fused
-    # multiply-adds, bit for bit (the AVX-512 build; elsewhere it does nothing)
+    # The optimizers' float64 loops with the division done by the reciprocal
+    # and fused multiply-adds, bit for bit (the AVX-512 build; elsewhere they
+    # do nothing)
     const int SKMLP_ADAM_WITHOUT_DIVIDER
     intp skmlp_adam_f64_head(double *theta, const double *grad, double *m,
                              double *v, intp n, int penalised, double alpha,
                              int by_pow2, double divisor, double reciprocal,
                              double lr_t, double beta_1, double beta_2,
                              double c1, double c2, double eps)
+    intp skmlp_rms_f64_head(double *theta, const double *grad, double *acc,
+                            intp n, int penalised, double alpha, int by_pow2,
+                            double divisor, double reciprocal, int adagrad,
+                            double lr, double decay, double c, double eps)
+    intp skmlp_adamw_f64_head(double *theta, const double *grad, double *m,
+                              double *v, intp n, int penalised, double alpha,
+                              int by_pow2, double divisor, double reciprocal,
+                              double decay, double step, double root_bc2,
+                              double beta_1, double beta_2, double c1,
+                              double c2, double eps)
     void skmlp_quotients(double *a, const double *b, intp n)
     void skmlp_reciprocals(double *b, intp n)
 
@@ -1014,14 +1025,25 @@ cdef void _adam_update(floating *theta, const floating *grad, floating *m,
 cdef void _adagrad_update(floating *theta, const floating *grad, floating *acc,
                           intp n, Fin fin, Divisor d, double lr,
                           double epsilon) noexcept nogil:
-    """AdaGrad (PyTorch's rule, no lr decay): s += g ** 2; theta -= lr * g / (sqrt(s) + eps)."""
-    cdef intp j
+    """AdaGrad (PyTorch's rule, no lr decay): s += g ** 2; theta -= lr * g / (sqrt(s) + eps).
+
+    In float64 the AVX-512 build does the first multiple of 8 parameters in
+    _adam_avx512.h (see _adam_update)."""
+    cdef intp j, done = 0
     cdef floating a = <floating>fin.alpha
     cdef bint pen = fin.penalised
     cdef floating eta = <floating>lr
     cdef floating eps = <floating>epsilon
     cdef floating g
-    for j in range(n):
+    if floating is double:
+        if Divisor is Pow2Divisor:
+            done = skmlp_rms_f64_head(theta, grad, acc, n, pen, a, True, 0.0,
+                                      d.reciprocal, True, eta, 1.0, 1.0, eps)
+        else:
+            done = skmlp_rms_f64_head(theta, grad, acc, n, pen, a, False,
+                                      d.divisor, d.reciprocal, True, eta, 1.0,
+                                      1.0, eps)
+    for j in range(done, n):
         g = _finished(grad[j], theta[j], a, pen, d)
         acc[j] += g * g
         theta[j] -= eta * g / (_sqrt(acc[j]) + eps)
@@ -1033,8 +1055,10 @@ cdef void _rmsprop_update(floating *theta, const floating *grad, floating *acc,
     """RMSProp (PyTorch's rule, no momentum, not centred):
 
     s = rho * s + (1 - rho) * g ** 2;  theta -= lr * g / (sqrt(s) + eps)
+    In float64 the AVX-512 build does the first multiple of 8 parameters in
+    _adam_avx512.h (see _adam_update).
     """
-    cdef intp j
+    cdef intp j, done = 0
     cdef floating a = <floating>fin.alpha
     cdef bint pen = fin.penalised
     cdef floating eta = <floating>lr
@@ -1042,7 +1066,15 @@ cdef void _rmsprop_update(floating *theta, const floating *grad, floating *acc,
     cdef floating c = <floating>(1 - rho)
     cdef floating eps = <floating>epsilon
     cdef floating g
-    for j in range(n):
+    if floating is double:
+        if Divisor is Pow2Divisor:
+            done = skmlp_rms_f64_head(theta, grad, acc, n, pen, a, True, 0.0,
+                                      d.reciprocal, False, eta, decay, c, eps)
+        else:
+            done = skmlp_rms_f64_head(theta, grad, acc, n, pen, a, False,
+                                      d.divisor, d.reciprocal, False, eta,
+                                      decay, c, eps)
+    for j in range(done, n):
         g = _finished(grad[j], theta[j], a, pen, d)
         acc[j] = decay * acc[j] + c * (g * g)
         theta[j] -= eta * g / (_sqrt(acc[j]) + eps)
@@ -1057,8 +1089,10 @@ cdef void _adamw_update(floating *theta, const floating *grad, floating *m,
     theta *= 1 - lr * weight_decay
     m = beta_1 * m + (1 - beta_1) * g;  v = beta_2 * v + (1 - beta_2) * g ** 2
     theta -= lr / (1 - beta_1 ** t) * m / (sqrt(v) / sqrt(1 - beta_2 ** t) + eps)
+    In float64 the AVX-512 build does the first multiple of 8 parameters in
+    _adam_avx512.h (see _adam_update).
     """
-    cdef intp j
+    cdef intp j, done = 0
     cdef floating a = <floating>fin.alpha
     cdef bint pen = fin.penalised
     cdef floating b1 = <floating>beta_1
@@ -1070,7 +1104,16 @@ cdef void _adamw_update(floating *theta, const floating *grad, floating *m,
     cdef floating step = <floating>(lr / (1 - pow(beta_1, <double>t)))
     cdef floating root_bc2 = <floating>sqrt(1 - pow(beta_2, <double>t))
     cdef floating g
-    for j in range(n):
+    if floating is double:
+        if Divisor is Pow2Divisor:
+            done = skmlp_adamw_f64_head(theta, grad, m, v, n, pen, a, True, 0.0,
+                                        d.reciprocal, decay, step, root_bc2, b1,
+                                        b2, c1, c2, eps)
+        else:
+            done = skmlp_adamw_f64_head(theta, grad, m, v, n, pen, a, False,
+                                        d.divisor, d.reciprocal, decay, step,
+                                        root_bc2, b1, b2, c1, c2, eps)
+    for j in range(done, n):
         g = _finished(grad[j], theta[j], a, pen, d)
         theta[j] = theta[j] * decay
         m[j] = b1 * m[j] + c1 * g
