@@ -76,10 +76,11 @@ def _compiler_accepts(*flags):
 # 5-7 % faster than the AVX2 one on cases 2 and 8 float64 of the benchmarks
 # (64-100-10 at batch 32; sparse input), about 3 % on cases 3 and 8 float32,
 # and the same within 2 % on the others, on a CPU of the Sapphire Rapids
-# family (benchmarks/compare_builds.py, results/builds.md). Its float64 Adam
-# loop also divides without the divider (_adam_avx512.h, AVX-512 intrinsics;
-# the other builds compile it to nothing): cases 3 and 6 float64 4-6 % and
-# about 2 % faster than the AVX2 build, from 2 % slower (results/builds-adam.md).
+# family (benchmarks/compare_builds.py, results/builds.md). Its float64 Adam,
+# AdaGrad, RMSProp and AdamW loops also divide without the divider
+# (_steps_avx512.h, AVX-512 intrinsics; the other builds compile it to
+# nothing): cases 3 and 6 float64 4-6 % and about 2 % faster than the AVX2
+# build, from 2 % slower (results/builds-adam.md).
 AVX2_FLAGS = ["-march=x86-64-v3", "-mtune=generic"]  # GCC >= 11, Clang >= 12
 AVX512_FLAGS = ["-march=x86-64-v4", "-mtune=generic"]
 variants = {"_blas": [], "_cpu": [], "_mlp_fast_generic": []}

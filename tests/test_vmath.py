@@ -232,7 +232,7 @@ def test_division_outside_the_reciprocal_range(build):
 
 
 # ---------------------------------------------------------------------------
-# Adam's float64 division without the divider (_adam_avx512.h)
+# The optimizers' float64 division without the divider (_steps_avx512.h)
 # ---------------------------------------------------------------------------
 
 GENERIC = importlib.import_module("skmlp._mlp_fast_generic")
@@ -323,7 +323,7 @@ def test_adam_quotient_random_and_all_ones_divisors(build):
     """Random quotients across the fast path's range and around its edges,
     divisors with a significand of all ones (where the reciprocal's last
     Newton step can stop one ulp short; with a power-of-two numerator the
-    quotient is that reciprocal), and the pairs the proof in _adam_avx512.h
+    quotient is that reciprocal), and the pairs the proof in _steps_avx512.h
     leaves to be checked directly."""
     module = importlib.import_module(build)
     rng = np.random.RandomState(12)
@@ -417,15 +417,16 @@ def test_adam_quotient_outside_the_fast_range(build):
     assert np.array_equal(np.signbit(got), np.signbit(z)) and not got.any()
 
 
-def test_adam_divides_without_the_divider_in_the_avx512_build_only():
-    """The AVX-512 build takes the reciprocal-based path (otherwise the tests
-    above and the builds' comparisons would pass without testing it); the
-    others divide."""
-    assert not GENERIC.ADAM_WITHOUT_DIVIDER
+def test_steps_divide_without_the_divider_in_the_avx512_build_only():
+    """The AVX-512 build takes the reciprocal-based path for the float64
+    steps of Adam, AdaGrad, RMSProp and AdamW (otherwise the tests above and
+    the builds' comparisons would pass without testing it); the others
+    divide."""
+    assert not GENERIC.STEPS_WITHOUT_DIVIDER
     if AVX2_RUNS:
-        assert not importlib.import_module("skmlp._mlp_fast_avx2").ADAM_WITHOUT_DIVIDER
+        assert not importlib.import_module("skmlp._mlp_fast_avx2").STEPS_WITHOUT_DIVIDER
     if AVX512_RUNS:
-        assert importlib.import_module("skmlp._mlp_fast_avx512").ADAM_WITHOUT_DIVIDER
+        assert importlib.import_module("skmlp._mlp_fast_avx512").STEPS_WITHOUT_DIVIDER
 
 
 def test_quotient_hooks_check_their_input():

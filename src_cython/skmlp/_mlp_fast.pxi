@@ -51,11 +51,11 @@ cdef extern from "_vmath.h" nogil:
     double skmlp_div(double a, double b, double y)
     float skmlp_divf(float a, double y)
 
-cdef extern from "_adam_avx512.h" nogil:
+cdef extern from "_steps_avx512.h" nogil:
     # The optimizers' float64 loops with the division done by the reciprocal
     # and fused multiply-adds, bit for bit (the AVX-512 build; elsewhere they
     # do nothing)
-    const int SKMLP_ADAM_WITHOUT_DIVIDER
+    const int SKMLP_STEPS_WITHOUT_DIVIDER
     intp skmlp_adam_f64_head(double *theta, const double *grad, double *m,
                              double *v, intp n, int penalised, double alpha,
                              int by_pow2, double divisor, double reciprocal,
@@ -92,9 +92,10 @@ cdef extern from *:
 # and initialisation checks on, -O0)? CI checks that its debug stage runs one.
 DEBUG_BUILD = bool(SKMLP_DEBUG_BUILD)
 
-# Does Adam's float64 step in this build divide without the divider
-# (_adam_avx512.h)? True in the AVX-512 build; tests check it.
-ADAM_WITHOUT_DIVIDER = bool(SKMLP_ADAM_WITHOUT_DIVIDER)
+# Do the float64 steps of Adam, AdaGrad, RMSProp and AdamW in this build
+# divide without the divider (_steps_avx512.h)? True in the AVX-512 build;
+# tests check it.
+STEPS_WITHOUT_DIVIDER = bool(SKMLP_STEPS_WITHOUT_DIVIDER)
 
 
 cpdef enum Activation:
@@ -994,7 +995,7 @@ cdef void _adam_update(floating *theta, const floating *grad, floating *m,
     theta += -lr_t * m / (sqrt(v) + epsilon)
     The step is formed in float64 (as NumPy does with a float64 step size).
     In float64 the AVX-512 build does the first multiple of 8 parameters in
-    _adam_avx512.h, the same operations with the division's bits from the
+    _steps_avx512.h, the same operations with the division's bits from the
     reciprocal.
     """
     cdef intp j, done = 0
@@ -1028,7 +1029,7 @@ cdef void _adagrad_update(floating *theta, const floating *grad, floating *acc,
     """AdaGrad (PyTorch's rule, no lr decay): s += g ** 2; theta -= lr * g / (sqrt(s) + eps).
 
     In float64 the AVX-512 build does the first multiple of 8 parameters in
-    _adam_avx512.h (see _adam_update)."""
+    _steps_avx512.h (see _adam_update)."""
     cdef intp j, done = 0
     cdef floating a = <floating>fin.alpha
     cdef bint pen = fin.penalised
@@ -1056,7 +1057,7 @@ cdef void _rmsprop_update(floating *theta, const floating *grad, floating *acc,
 
     s = rho * s + (1 - rho) * g ** 2;  theta -= lr * g / (sqrt(s) + eps)
     In float64 the AVX-512 build does the first multiple of 8 parameters in
-    _adam_avx512.h (see _adam_update).
+    _steps_avx512.h (see _adam_update).
     """
     cdef intp j, done = 0
     cdef floating a = <floating>fin.alpha
@@ -1090,7 +1091,7 @@ cdef void _adamw_update(floating *theta, const floating *grad, floating *m,
     m = beta_1 * m + (1 - beta_1) * g;  v = beta_2 * v + (1 - beta_2) * g ** 2
     theta -= lr / (1 - beta_1 ** t) * m / (sqrt(v) / sqrt(1 - beta_2 ** t) + eps)
     In float64 the AVX-512 build does the first multiple of 8 parameters in
-    _adam_avx512.h (see _adam_update).
+    _steps_avx512.h (see _adam_update).
     """
     cdef intp j, done = 0
     cdef floating a = <floating>fin.alpha
@@ -1239,7 +1240,7 @@ cdef double _step_penalty(const Net *net, const floating *theta) noexcept nogil:
 def _py_quotients(double[::1] a, const double[::1] b):
     """a /= b in place as Adam's float64 step divides, under the training
     kernels' flush-to-zero mode (for the tests: the AVX-512 build divides
-    without the divider, see _adam_avx512.h)."""
+    without the divider, see _steps_avx512.h)."""
     cdef unsigned long fp_state
     if a.shape[0] != b.shape[0]:
         raise ValueError("a and b must have the same length")

@@ -1,11 +1,12 @@
-/* Adam's float64 step without the divider, in the AVX-512 build.
+/* The float64 steps of Adam, AdaGrad, RMSProp and AdamW without the
+ * divider, in the AVX-512 build.
  *
- * Why: the step theta += (-lr_t m) / (sqrt(v) + eps) costs a square root and
- * a division per parameter, and on x86 both run on the one divider unit,
- * which bounds the loop (1.39 ns per parameter here; 0.82 with the square
- * root alone). The quotient is computed instead from the reciprocal by fused
- * multiply-adds, correctly rounded, so the step's bits are the division's
- * and every build still trains the same model.
+ * Why: a step such as Adam's theta += (-lr_t m) / (sqrt(v) + eps) costs a
+ * square root and a division per parameter, and on x86 both run on the one
+ * divider unit, which bounds the loop (1.39 ns per parameter here; 0.82
+ * with the square root alone). The quotient is computed instead from the
+ * reciprocal by fused multiply-adds, correctly rounded, so the step's bits
+ * are the division's and every build still trains the same model.
  *
  * The quotient of a and b (b > 0), for one vector of 8:
  *   y0 = rcp14(b)                        relative error below 2^-14 (Intel)
@@ -55,17 +56,18 @@
  * zero a gives the zero of a's sign, as the division does (hence
  * -(-r y - q) rather than r y + q). Any other lane (NaN, infinities, zero or
  * huge v, tiny eps, a subnormal or vanishing m) sends its vector of 8 to the
- * division itself. With eps = 1e-8 and v < 2^100 every b is in range.
+ * division itself. With eps = 1e-8 and v < 2^100 every b is in range
+ * (v: Adam's second moment, or AdaGrad's and RMSProp's sum).
  */
-#ifndef SKMLP_ADAM_AVX512_H
-#define SKMLP_ADAM_AVX512_H
+#ifndef SKMLP_STEPS_AVX512_H
+#define SKMLP_STEPS_AVX512_H
 
 #include <math.h>
 #include <stddef.h>
 
 #if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
 #include <immintrin.h>
-#define SKMLP_ADAM_WITHOUT_DIVIDER 1
+#define SKMLP_STEPS_WITHOUT_DIVIDER 1
 
 /* RN(1/b) for 2^-60 <= b < 2^50 (see above) */
 static inline __m512d skmlp_reciprocal8(__m512d b)
@@ -267,7 +269,7 @@ static inline void skmlp_reciprocals(double *b, ptrdiff_t n)
 }
 
 #else
-#define SKMLP_ADAM_WITHOUT_DIVIDER 0
+#define SKMLP_STEPS_WITHOUT_DIVIDER 0
 
 /* Elsewhere the Cython loops do every parameter. */
 #define skmlp_adam_f64_head(...) ((ptrdiff_t)0)
