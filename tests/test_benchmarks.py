@@ -352,3 +352,70 @@ def test_gather_epoch_hook_rejects_bad_input():
     with pytest.raises(ValueError, match="at least one column"):
         _mlp_fast._py_gather_epoch(np.zeros((5, 0)), np.array([0], dtype=np.intp),
                                    np.empty((2, 0)))
+
+
+# ---------------------------------------------------------------------------
+# benchmarks/update_loops.py: the optimizers' update loops, two builds
+# ---------------------------------------------------------------------------
+
+UPDATE_LOOPS = os.path.join(REPO, "benchmarks", "update_loops.py")
+
+
+@pytest.mark.skipif(DEFAULT_BUILD == "generic",
+                    reason="only the generic build of the kernels runs here")
+def test_update_loops_quick_run(tmp_path):
+    out = tmp_path / "loops.json"
+    cmd = [sys.executable, UPDATE_LOOPS, "--quick", "--solvers", "adam,rmsprop",
+           "--dtypes", "float64", "--batches", "64,37", "--builds",
+           f"generic,{DEFAULT_BUILD}",
+           "--skmlp", "installed", "--output", str(out)]
+    proc = subprocess.run(cmd, cwd=str(tmp_path), capture_output=True, text=True,
+                          timeout=300, env=child_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(out) as f:
+        report = json.load(f)
+    assert report["builds"] == ["generic", DEFAULT_BUILD]
+    assert [(r["solver"], r["dtype"], r["batch"]) for r in report["results"]] == [
+        ("adam", "float64", 64.0), ("adam", "float64", 37.0),
+        ("rmsprop", "float64", 64.0), ("rmsprop", "float64", 37.0)]
+    for r in report["results"]:
+        a, b = (np.array(r["seconds"][n]) for n in report["builds"])
+        assert len(a) == len(b) == 3 and np.all(a > 0) and np.all(b > 0)
+        assert r["ratio_median"] == pytest.approx(np.median(a / b))
+        assert r["ratio_q1"] <= r["ratio_median"] <= r["ratio_q3"]
+        assert r["ns_per_param"]["generic"] == pytest.approx(
+            np.median(a) / r["steps"] / r["params"] * 1e9)
+    with open(tmp_path / "loops.md") as f:
+        markdown = f.read()
+    assert "update_loops.py --quick" in markdown
+    assert markdown.count("| float64 |") == 4
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--builds", "generic"], "--builds: two different builds"),
+    (["--builds", "generic,sse9"], "'sse9' is not a build of skmlp's kernels"),
+    (["--solvers", "adam,lbfgs"], "--solvers:"),
+    (["--batches", "0"], "--batches:"),
+    (["--output", "x.md"], "--output: the JSON file"),
+])
+def test_update_loops_rejects_bad_arguments(tmp_path, args, message):
+    cmd = [sys.executable, UPDATE_LOOPS, "--quick", "--skmlp", "installed"] + args
+    proc = subprocess.run(cmd, cwd=str(tmp_path), capture_output=True, text=True,
+                          timeout=300, env=child_env())
+    assert proc.returncode != 0
+    assert message in proc.stderr
+
+
+def test_update_loops_stops_when_the_builds_disagree(monkeypatch):
+    # A "build" whose steps use another learning rate: no ratio between
+    # different steps.
+    loops = _load_script(UPDATE_LOOPS, "skmlp_bench_update_loops")
+    generic = importlib.import_module("skmlp._mlp_fast_generic")
+
+    def update_steps(params, *rest):
+        return generic._py_update_steps((params[0], 2 * params[1]) + params[2:], *rest)
+
+    nudged = types.SimpleNamespace(_py_update_steps=update_steps)
+    with pytest.raises(SystemExit, match="took different steps"):
+        loops.compare_loop({"generic": generic, "nudged": nudged}, "adam",
+                           "float64", 37.0, 100, 1, 2)
