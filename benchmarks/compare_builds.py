@@ -34,6 +34,14 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def build_pair(parser, text):
+    """The two build names of ``--builds first,second``, or the parser's error."""
+    names = [b.strip().lower() for b in text.split(",") if b.strip()]
+    if len(names) != 2 or len(set(names)) != 2:
+        parser.error(f"--builds: two different builds, like avx2,avx512; got {text!r}")
+    return names
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
     p.add_argument("--builds", default="avx2,avx512",
@@ -55,9 +63,7 @@ def parse_args(argv=None):
                    help="also write the results as JSON to this file, and the table "
                         "as markdown next to it (.md)")
     args = p.parse_args(argv)
-    args.build_names = [b.strip().lower() for b in args.builds.split(",") if b.strip()]
-    if len(args.build_names) != 2 or len(set(args.build_names)) != 2:
-        p.error(f"--builds: two different builds, like avx2,avx512; got {args.builds!r}")
+    args.build_names = build_pair(p, args.builds)
     try:
         args.case_ids = [int(c) for c in args.cases.split(",") if c.strip()]
     except ValueError:

@@ -32,6 +32,9 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from compare_builds import build_pair, load_build  # noqa: E402
+
 SOLVERS = ("adam", "adagrad", "rmsprop", "adamw")
 
 
@@ -54,9 +57,7 @@ def parse_args(argv=None):
                    help="also write the results as JSON to this file, and the table "
                         "as markdown next to it (.md)")
     args = p.parse_args(argv)
-    args.build_names = [b.strip().lower() for b in args.builds.split(",") if b.strip()]
-    if len(args.build_names) != 2 or len(set(args.build_names)) != 2:
-        p.error(f"--builds: two different builds, like avx2,avx512; got {args.builds!r}")
+    args.build_names = build_pair(p, args.builds)
     args.solver_names = [s.strip() for s in args.solvers.split(",") if s.strip()]
     if not args.solver_names or any(s not in SOLVERS for s in args.solver_names):
         p.error(f"--solvers: some of {','.join(SOLVERS)}; got {args.solvers!r}")
@@ -123,9 +124,7 @@ def compare_loop(builds, solver, dtype, batch, n, rounds, steps):
 def main(argv=None):
     args = parse_args(argv)
     os.environ["SKMLP_BENCH_SELECT"] = args.skmlp
-    sys.path.insert(0, HERE)
     import run  # noqa: F401  (puts the chosen skmlp first, as the benchmark does)
-    from compare_builds import load_build
     builds = {name: load_build(name) for name in args.build_names}
     first, second = args.build_names
     table = [f"| rule | dtype | batch weight | {first} ns | {second} ns | {first} / "

@@ -144,6 +144,22 @@ static inline __m512d skmlp_finished8(__m512d G, __m512d w, int penalised,
     return by_pow2 ? _mm512_mul_pd(G, inv) : skmlp_div8(G, s, inv);
 }
 
+/* Adam's and AdamW's moments of 8 parameters, updated in place:
+ * m = b1 m + k1 g; v = b2 v + k2 (g g). Returns v, and m in *m_new. */
+static inline __m512d skmlp_moments8(double *m, double *v, __m512d g,
+                                     __m512d b1, __m512d k1, __m512d b2,
+                                     __m512d k2, __m512d *m_new)
+{
+    __m512d mj = _mm512_add_pd(_mm512_mul_pd(b1, _mm512_loadu_pd(m)),
+                               _mm512_mul_pd(k1, g));
+    __m512d vj = _mm512_add_pd(_mm512_mul_pd(b2, _mm512_loadu_pd(v)),
+                               _mm512_mul_pd(k2, _mm512_mul_pd(g, g)));
+    _mm512_storeu_pd(m, mj);
+    _mm512_storeu_pd(v, vj);
+    *m_new = mj;
+    return vj;
+}
+
 /* The optimizers' loops in float64 (_mlp_fast.pxi) over the first multiple
  * of 8 parameters, each operation as there; each returns how many it did
  * (the Cython loop does the rest). The gradient is finished as
@@ -167,12 +183,7 @@ static inline ptrdiff_t skmlp_adam_f64_head(
         __m512d w = _mm512_loadu_pd(theta + j);
         __m512d g = skmlp_finished8(_mm512_loadu_pd(grad + j), w, penalised, al,
                                     by_pow2, s, inv);
-        __m512d mj = _mm512_add_pd(_mm512_mul_pd(b1, _mm512_loadu_pd(m + j)),
-                                   _mm512_mul_pd(k1, g));
-        __m512d vj = _mm512_add_pd(_mm512_mul_pd(b2, _mm512_loadu_pd(v + j)),
-                                   _mm512_mul_pd(k2, _mm512_mul_pd(g, g)));
-        _mm512_storeu_pd(m + j, mj);
-        _mm512_storeu_pd(v + j, vj);
+        __m512d mj, vj = skmlp_moments8(m + j, v + j, g, b1, k1, b2, k2, &mj);
         _mm512_storeu_pd(theta + j, _mm512_add_pd(w, skmlp_quotient8(
             _mm512_mul_pd(neg_lr, mj), _mm512_add_pd(_mm512_sqrt_pd(vj), ep))));
     }
@@ -230,13 +241,8 @@ static inline ptrdiff_t skmlp_adamw_f64_head(
         __m512d w = _mm512_loadu_pd(theta + j);
         __m512d g = skmlp_finished8(_mm512_loadu_pd(grad + j), w, penalised, al,
                                     by_pow2, s, inv);
-        __m512d mj = _mm512_add_pd(_mm512_mul_pd(b1, _mm512_loadu_pd(m + j)),
-                                   _mm512_mul_pd(k1, g));
-        __m512d vj = _mm512_add_pd(_mm512_mul_pd(b2, _mm512_loadu_pd(v + j)),
-                                   _mm512_mul_pd(k2, _mm512_mul_pd(g, g)));
+        __m512d mj, vj = skmlp_moments8(m + j, v + j, g, b1, k1, b2, k2, &mj);
         __m512d den = _mm512_add_pd(skmlp_div8(_mm512_sqrt_pd(vj), root, inv_root), ep);
-        _mm512_storeu_pd(m + j, mj);
-        _mm512_storeu_pd(v + j, vj);
         _mm512_storeu_pd(theta + j, _mm512_sub_pd(_mm512_mul_pd(w, keep),
                                                   skmlp_quotient8(_mm512_mul_pd(lr, mj), den)));
     }
