@@ -34,11 +34,28 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def add_common_options(parser):
+    """--skmlp and --output, as this script and update_loops.py take them."""
+    parser.add_argument("--skmlp", choices=("auto", "tree", "installed"),
+                        default="auto", help="which skmlp to measure, as in run.py")
+    parser.add_argument("--output", default=None,
+                        help="also write the results as JSON to this file, and the "
+                             "table as markdown next to it (.md)")
+
+
 def build_pair(parser, text):
     """The two build names of ``--builds first,second``, or the parser's error."""
     names = [b.strip().lower() for b in text.split(",") if b.strip()]
     if len(names) != 2 or len(set(names)) != 2:
         parser.error(f"--builds: two different builds, like avx2,avx512; got {text!r}")
+    return names
+
+
+def dtype_list(parser, text):
+    """The dtype names of ``--dtypes float32,float64``, or the parser's error."""
+    names = [d.strip() for d in text.split(",") if d.strip()]
+    if not names or any(d not in ("float32", "float64") for d in names):
+        parser.error(f"--dtypes: float32 and/or float64, got {text!r}")
     return names
 
 
@@ -55,13 +72,9 @@ def parse_args(argv=None):
                    help="BLAS threads (default 1)")
     p.add_argument("--quick", action="store_true",
                    help="run.py's tiny configuration of each case (for the tests)")
-    p.add_argument("--skmlp", choices=("auto", "tree", "installed"), default="auto",
-                   help="which skmlp to measure, as in run.py")
     p.add_argument("--data-dir", default=None,
                    help="folder of the Fashion-MNIST IDX files (as in run.py)")
-    p.add_argument("--output", default=None,
-                   help="also write the results as JSON to this file, and the table "
-                        "as markdown next to it (.md)")
+    add_common_options(p)
     args = p.parse_args(argv)
     args.build_names = build_pair(p, args.builds)
     try:
@@ -70,10 +83,7 @@ def parse_args(argv=None):
         p.error(f"--cases: expected numbers like 2,3; got {args.cases!r}")
     if not args.case_ids or any(c not in range(1, 10) for c in args.case_ids):
         p.error(f"--cases: cases are 1..9, got {args.cases!r}")
-    args.dtype_names = [d.strip() for d in args.dtypes.split(",") if d.strip()]
-    if not args.dtype_names or any(d not in ("float32", "float64")
-                                   for d in args.dtype_names):
-        p.error(f"--dtypes: float32 and/or float64, got {args.dtypes!r}")
+    args.dtype_names = dtype_list(p, args.dtypes)
     if args.rounds < 1:
         p.error("--rounds must be >= 1")
     if args.output and args.output.endswith(".md"):

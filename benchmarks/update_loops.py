@@ -33,7 +33,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from compare_builds import build_pair, load_build  # noqa: E402
+from compare_builds import (add_common_options, build_pair, dtype_list,  # noqa: E402
+                            load_build)
 
 SOLVERS = ("adam", "adagrad", "rmsprop", "adamw")
 
@@ -51,20 +52,13 @@ def parse_args(argv=None):
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--quick", action="store_true",
                    help="1,000 parameters, 3 rounds of 5 steps (for the tests)")
-    p.add_argument("--skmlp", choices=("auto", "tree", "installed"), default="auto",
-                   help="which skmlp to measure, as in run.py")
-    p.add_argument("--output", default=None,
-                   help="also write the results as JSON to this file, and the table "
-                        "as markdown next to it (.md)")
+    add_common_options(p)
     args = p.parse_args(argv)
     args.build_names = build_pair(p, args.builds)
     args.solver_names = [s.strip() for s in args.solvers.split(",") if s.strip()]
     if not args.solver_names or any(s not in SOLVERS for s in args.solver_names):
         p.error(f"--solvers: some of {','.join(SOLVERS)}; got {args.solvers!r}")
-    args.dtype_names = [d.strip() for d in args.dtypes.split(",") if d.strip()]
-    if not args.dtype_names or any(d not in ("float32", "float64")
-                                   for d in args.dtype_names):
-        p.error(f"--dtypes: float32 and/or float64, got {args.dtypes!r}")
+    args.dtype_names = dtype_list(p, args.dtypes)
     try:
         args.batch_values = [float(b) for b in args.batches.split(",") if b.strip()]
     except ValueError:

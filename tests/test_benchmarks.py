@@ -187,6 +187,29 @@ def test_scaling_only_run(tmp_path):
 COMPARE = os.path.join(REPO, "benchmarks", "compare_builds.py")
 
 
+def _run_script(cmd, cwd):
+    return subprocess.run(cmd, cwd=str(cwd), capture_output=True, text=True,
+                          timeout=300, env=child_env())
+
+
+def _run_report(cmd, cwd, out):
+    """Run a head-to-head script that must succeed; its process and JSON report."""
+    proc = _run_script(cmd, cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(out) as f:
+        return proc, json.load(f)
+
+
+def _assert_head_to_head(report, rounds):
+    """Each result of compare_builds.py or update_loops.py: both builds timed
+    every round, the ratio's median and quartiles from those times."""
+    for r in report["results"]:
+        a, b = (np.array(r["seconds"][n]) for n in report["builds"])
+        assert len(a) == len(b) == rounds and np.all(a > 0) and np.all(b > 0)
+        assert r["ratio_median"] == pytest.approx(np.median(a / b))
+        assert r["ratio_q1"] <= r["ratio_median"] <= r["ratio_q3"]
+
+
 @pytest.mark.skipif(DEFAULT_BUILD == "generic",
                     reason="only the generic build of the kernels runs here")
 def test_compare_builds_quick_run(tmp_path):
@@ -194,20 +217,13 @@ def test_compare_builds_quick_run(tmp_path):
     cmd = [sys.executable, COMPARE, "--quick", "--cases", "2,6", "--dtypes",
            "float64", "--rounds", "3", "--builds", f"generic,{DEFAULT_BUILD}",
            "--skmlp", "installed", "--output", str(out)]
-    proc = subprocess.run(cmd, cwd=str(tmp_path), capture_output=True, text=True,
-                          timeout=300, env=child_env())
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    with open(out) as f:
-        report = json.load(f)
+    proc, report = _run_report(cmd, tmp_path, out)
     assert report["builds"] == ["generic", DEFAULT_BUILD]
     assert [(r["case"], r["dtype"]) for r in report["results"]] == [
         (2, "float64"), (6, "float64")]
+    _assert_head_to_head(report, 3)
     for r in report["results"]:
-        a, b = (np.array(r["seconds"][n]) for n in report["builds"])
-        assert len(a) == len(b) == 3 and np.all(a > 0) and np.all(b > 0)
-        assert r["ratio_median"] == pytest.approx(np.median(a / b))
-        assert r["ratio_q1"] <= r["ratio_median"] <= r["ratio_q3"]
-        assert r["median"]["generic"] == pytest.approx(np.median(a))
+        assert r["median"]["generic"] == pytest.approx(np.median(r["seconds"]["generic"]))
     assert f"| generic s | {DEFAULT_BUILD} s |" in proc.stdout
     assert proc.stdout.count("| float64 |") == 2
     with open(tmp_path / "builds.md") as f:
@@ -224,8 +240,7 @@ def test_compare_builds_quick_run(tmp_path):
 def test_compare_builds_rejects_bad_builds(tmp_path, builds, message):
     cmd = [sys.executable, COMPARE, "--quick", "--cases", "2", "--rounds", "1",
            "--builds", builds, "--skmlp", "installed"]
-    proc = subprocess.run(cmd, cwd=str(tmp_path), capture_output=True, text=True,
-                          timeout=300, env=child_env())
+    proc = _run_script(cmd, tmp_path)
     assert proc.returncode != 0
     assert message in proc.stderr
 
@@ -234,8 +249,7 @@ def test_compare_builds_wants_a_json_output(tmp_path):
     # (the markdown is written next to it: an .md name would be overwritten)
     cmd = [sys.executable, COMPARE, "--quick", "--cases", "2", "--rounds", "1",
            "--builds", "generic,avx2", "--output", str(tmp_path / "x.md")]
-    proc = subprocess.run(cmd, cwd=str(tmp_path), capture_output=True, text=True,
-                          timeout=300, env=child_env())
+    proc = _run_script(cmd, tmp_path)
     assert proc.returncode != 0
     assert "--output: the JSON file" in proc.stderr
     assert not (tmp_path / "x.md").exists()
@@ -369,22 +383,15 @@ def test_update_loops_quick_run(tmp_path):
            "--dtypes", "float64", "--batches", "64,37", "--builds",
            f"generic,{DEFAULT_BUILD}",
            "--skmlp", "installed", "--output", str(out)]
-    proc = subprocess.run(cmd, cwd=str(tmp_path), capture_output=True, text=True,
-                          timeout=300, env=child_env())
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    with open(out) as f:
-        report = json.load(f)
+    proc, report = _run_report(cmd, tmp_path, out)
     assert report["builds"] == ["generic", DEFAULT_BUILD]
     assert [(r["solver"], r["dtype"], r["batch"]) for r in report["results"]] == [
         ("adam", "float64", 64.0), ("adam", "float64", 37.0),
         ("rmsprop", "float64", 64.0), ("rmsprop", "float64", 37.0)]
+    _assert_head_to_head(report, 3)
     for r in report["results"]:
-        a, b = (np.array(r["seconds"][n]) for n in report["builds"])
-        assert len(a) == len(b) == 3 and np.all(a > 0) and np.all(b > 0)
-        assert r["ratio_median"] == pytest.approx(np.median(a / b))
-        assert r["ratio_q1"] <= r["ratio_median"] <= r["ratio_q3"]
         assert r["ns_per_param"]["generic"] == pytest.approx(
-            np.median(a) / r["steps"] / r["params"] * 1e9)
+            np.median(r["seconds"]["generic"]) / r["steps"] / r["params"] * 1e9)
     with open(tmp_path / "loops.md") as f:
         markdown = f.read()
     assert "update_loops.py --quick" in markdown
@@ -400,8 +407,7 @@ def test_update_loops_quick_run(tmp_path):
 ])
 def test_update_loops_rejects_bad_arguments(tmp_path, args, message):
     cmd = [sys.executable, UPDATE_LOOPS, "--quick", "--skmlp", "installed"] + args
-    proc = subprocess.run(cmd, cwd=str(tmp_path), capture_output=True, text=True,
-                          timeout=300, env=child_env())
+    proc = _run_script(cmd, tmp_path)
     assert proc.returncode != 0
     assert message in proc.stderr
 

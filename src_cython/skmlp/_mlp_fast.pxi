@@ -56,21 +56,23 @@ cdef extern from "_steps_avx512.h" nogil:
     # and fused multiply-adds, bit for bit (the AVX-512 build; elsewhere they
     # do nothing)
     const int SKMLP_STEPS_WITHOUT_DIVIDER
+    ctypedef struct skmlp_finish:   # _finished's arguments (see _finish_of)
+        int penalised
+        int by_pow2
+        double alpha
+        double divisor
+        double reciprocal
     intp skmlp_adam_f64_head(double *theta, const double *grad, double *m,
-                             double *v, intp n, int penalised, double alpha,
-                             int by_pow2, double divisor, double reciprocal,
-                             double lr_t, double beta_1, double beta_2,
-                             double c1, double c2, double eps)
+                             double *v, intp n, skmlp_finish fin, double lr_t,
+                             double beta_1, double beta_2, double c1,
+                             double c2, double eps)
     intp skmlp_rms_f64_head(double *theta, const double *grad, double *acc,
-                            intp n, int penalised, double alpha, int by_pow2,
-                            double divisor, double reciprocal, int adagrad,
-                            double lr, double decay, double c, double eps)
+                            intp n, skmlp_finish fin, int adagrad, double lr,
+                            double decay, double c, double eps)
     intp skmlp_adamw_f64_head(double *theta, const double *grad, double *m,
-                              double *v, intp n, int penalised, double alpha,
-                              int by_pow2, double divisor, double reciprocal,
-                              double decay, double step, double root_bc2,
-                              double beta_1, double beta_2, double c1,
-                              double c2, double eps)
+                              double *v, intp n, skmlp_finish fin, double decay,
+                              double step, double root_bc2, double beta_1,
+                              double beta_2, double c1, double c2, double eps)
     void skmlp_quotients(double *a, const double *b, intp n)
     void skmlp_reciprocals(double *b, intp n)
 
@@ -888,6 +890,21 @@ cdef inline floating _finished(floating G, floating w, floating a,
         return _div(G, <floating>d.divisor, d.reciprocal)
 
 
+cdef inline skmlp_finish _finish_of(Fin fin, Divisor d) noexcept nogil:
+    """_finished's arguments for the float64 loops of _steps_avx512.h."""
+    cdef skmlp_finish f
+    f.penalised = fin.penalised
+    f.alpha = fin.alpha
+    f.reciprocal = d.reciprocal
+    if Divisor is Pow2Divisor:
+        f.by_pow2 = True
+        f.divisor = 0
+    else:
+        f.by_pow2 = False
+        f.divisor = d.divisor
+    return f
+
+
 cdef void _finish_loop(floating *grad, const floating *theta, intp n, Fin fin,
                        Divisor d) noexcept nogil:
     cdef intp j
@@ -1008,13 +1025,8 @@ cdef void _adam_update(floating *theta, const floating *grad, floating *m,
     cdef floating eps = <floating>epsilon
     cdef floating g
     if floating is double:
-        if Divisor is Pow2Divisor:
-            done = skmlp_adam_f64_head(theta, grad, m, v, n, pen, a, True, 0.0,
-                                       d.reciprocal, lr_t, b1, b2, c1, c2, eps)
-        else:
-            done = skmlp_adam_f64_head(theta, grad, m, v, n, pen, a, False,
-                                       d.divisor, d.reciprocal, lr_t, b1, b2,
-                                       c1, c2, eps)
+        done = skmlp_adam_f64_head(theta, grad, m, v, n, _finish_of(fin, d), lr_t,
+                                   b1, b2, c1, c2, eps)
     for j in range(done, n):
         g = _finished(grad[j], theta[j], a, pen, d)
         m[j] = b1 * m[j] + c1 * g
@@ -1037,13 +1049,8 @@ cdef void _adagrad_update(floating *theta, const floating *grad, floating *acc,
     cdef floating eps = <floating>epsilon
     cdef floating g
     if floating is double:
-        if Divisor is Pow2Divisor:
-            done = skmlp_rms_f64_head(theta, grad, acc, n, pen, a, True, 0.0,
-                                      d.reciprocal, True, eta, 1.0, 1.0, eps)
-        else:
-            done = skmlp_rms_f64_head(theta, grad, acc, n, pen, a, False,
-                                      d.divisor, d.reciprocal, True, eta, 1.0,
-                                      1.0, eps)
+        done = skmlp_rms_f64_head(theta, grad, acc, n, _finish_of(fin, d), True,
+                                  eta, 1.0, 1.0, eps)
     for j in range(done, n):
         g = _finished(grad[j], theta[j], a, pen, d)
         acc[j] += g * g
@@ -1068,13 +1075,8 @@ cdef void _rmsprop_update(floating *theta, const floating *grad, floating *acc,
     cdef floating eps = <floating>epsilon
     cdef floating g
     if floating is double:
-        if Divisor is Pow2Divisor:
-            done = skmlp_rms_f64_head(theta, grad, acc, n, pen, a, True, 0.0,
-                                      d.reciprocal, False, eta, decay, c, eps)
-        else:
-            done = skmlp_rms_f64_head(theta, grad, acc, n, pen, a, False,
-                                      d.divisor, d.reciprocal, False, eta,
-                                      decay, c, eps)
+        done = skmlp_rms_f64_head(theta, grad, acc, n, _finish_of(fin, d), False,
+                                  eta, decay, c, eps)
     for j in range(done, n):
         g = _finished(grad[j], theta[j], a, pen, d)
         acc[j] = decay * acc[j] + c * (g * g)
@@ -1106,14 +1108,8 @@ cdef void _adamw_update(floating *theta, const floating *grad, floating *m,
     cdef floating root_bc2 = <floating>sqrt(1 - pow(beta_2, <double>t))
     cdef floating g
     if floating is double:
-        if Divisor is Pow2Divisor:
-            done = skmlp_adamw_f64_head(theta, grad, m, v, n, pen, a, True, 0.0,
-                                        d.reciprocal, decay, step, root_bc2, b1,
-                                        b2, c1, c2, eps)
-        else:
-            done = skmlp_adamw_f64_head(theta, grad, m, v, n, pen, a, False,
-                                        d.divisor, d.reciprocal, decay, step,
-                                        root_bc2, b1, b2, c1, c2, eps)
+        done = skmlp_adamw_f64_head(theta, grad, m, v, n, _finish_of(fin, d),
+                                    decay, step, root_bc2, b1, b2, c1, c2, eps)
     for j in range(done, n):
         g = _finished(grad[j], theta[j], a, pen, d)
         theta[j] = theta[j] * decay

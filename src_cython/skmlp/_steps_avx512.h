@@ -65,6 +65,18 @@
 #include <math.h>
 #include <stddef.h>
 
+/* How the loops below finish a raw gradient sum G, as _finished
+ * (_mlp_fast.pxi) does: (G + alpha theta) if penalised, then times
+ * ``reciprocal`` if ``by_pow2`` (an exact power of two), else divided by
+ * ``divisor`` through skmlp_div. */
+typedef struct {
+    int penalised;
+    int by_pow2;
+    double alpha;
+    double divisor;
+    double reciprocal;
+} skmlp_finish;
+
 #if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
 #include <immintrin.h>
 #define SKMLP_STEPS_WITHOUT_DIVIDER 1
@@ -131,17 +143,14 @@ static inline __m512d skmlp_div8(__m512d a, __m512d b, __m512d y)
     return _mm512_mask_blend_pd(finite, q, c);
 }
 
-/* The gradient of 8 parameters from their raw sums G, as _finished
- * (_mlp_fast.pxi) makes it: (G + alpha theta) if penalised, then times
- * ``inv`` (the reciprocal) if ``by_pow2`` (an exact power of two), else
- * divided by ``s`` through skmlp_div. */
-static inline __m512d skmlp_finished8(__m512d G, __m512d w, int penalised,
-                                      __m512d alpha, int by_pow2, __m512d s,
-                                      __m512d inv)
+/* The gradient of 8 parameters from their raw sums G (see skmlp_finish) */
+static inline __m512d skmlp_finished8(__m512d G, __m512d w, const skmlp_finish *f)
 {
-    if (penalised)
-        G = _mm512_add_pd(G, _mm512_mul_pd(alpha, w));
-    return by_pow2 ? _mm512_mul_pd(G, inv) : skmlp_div8(G, s, inv);
+    const __m512d inv = _mm512_set1_pd(f->reciprocal);
+    if (f->penalised)
+        G = _mm512_add_pd(G, _mm512_mul_pd(_mm512_set1_pd(f->alpha), w));
+    return f->by_pow2 ? _mm512_mul_pd(G, inv)
+                      : skmlp_div8(G, _mm512_set1_pd(f->divisor), inv);
 }
 
 /* Adam's and AdamW's moments of 8 parameters, updated in place:
@@ -162,27 +171,24 @@ static inline __m512d skmlp_moments8(double *m, double *v, __m512d g,
 
 /* The optimizers' loops in float64 (_mlp_fast.pxi) over the first multiple
  * of 8 parameters, each operation as there; each returns how many it did
- * (the Cython loop does the rest). The gradient is finished as
- * skmlp_finished8 says, from penalised, alpha, by_pow2, divisor and
- * reciprocal. */
+ * (the Cython loop does the rest). The gradient is finished as ``fin``
+ * says. */
 
 /* _adam_update: m = b1 m + c1 g; v = b2 v + c2 (g g);
  * theta = theta + (-lr_t m) / (sqrt(v) + eps) */
 static inline ptrdiff_t skmlp_adam_f64_head(
     double *theta, const double *grad, double *m, double *v, ptrdiff_t n,
-    int penalised, double alpha, int by_pow2, double divisor, double reciprocal,
+    skmlp_finish fin,
     double lr_t, double beta_1, double beta_2, double c1, double c2, double eps)
 {
-    const __m512d al = _mm512_set1_pd(alpha), s = _mm512_set1_pd(divisor);
-    const __m512d inv = _mm512_set1_pd(reciprocal), neg_lr = _mm512_set1_pd(-lr_t);
+    const __m512d neg_lr = _mm512_set1_pd(-lr_t);
     const __m512d b1 = _mm512_set1_pd(beta_1), b2 = _mm512_set1_pd(beta_2);
     const __m512d k1 = _mm512_set1_pd(c1), k2 = _mm512_set1_pd(c2);
     const __m512d ep = _mm512_set1_pd(eps);
     ptrdiff_t j;
     for (j = 0; j + 8 <= n; j += 8) {
         __m512d w = _mm512_loadu_pd(theta + j);
-        __m512d g = skmlp_finished8(_mm512_loadu_pd(grad + j), w, penalised, al,
-                                    by_pow2, s, inv);
+        __m512d g = skmlp_finished8(_mm512_loadu_pd(grad + j), w, &fin);
         __m512d mj, vj = skmlp_moments8(m + j, v + j, g, b1, k1, b2, k2, &mj);
         _mm512_storeu_pd(theta + j, _mm512_add_pd(w, skmlp_quotient8(
             _mm512_mul_pd(neg_lr, mj), _mm512_add_pd(_mm512_sqrt_pd(vj), ep))));
@@ -194,18 +200,16 @@ static inline ptrdiff_t skmlp_adam_f64_head(
  * (acc = decay acc + c (g g)): theta = theta - (lr g) / (sqrt(acc) + eps) */
 static inline ptrdiff_t skmlp_rms_f64_head(
     double *theta, const double *grad, double *acc, ptrdiff_t n,
-    int penalised, double alpha, int by_pow2, double divisor, double reciprocal,
+    skmlp_finish fin,
     int adagrad, double lr, double decay, double c, double eps)
 {
-    const __m512d al = _mm512_set1_pd(alpha), s = _mm512_set1_pd(divisor);
-    const __m512d inv = _mm512_set1_pd(reciprocal), eta = _mm512_set1_pd(lr);
+    const __m512d eta = _mm512_set1_pd(lr);
     const __m512d rho = _mm512_set1_pd(decay), k = _mm512_set1_pd(c);
     const __m512d ep = _mm512_set1_pd(eps);
     ptrdiff_t j;
     for (j = 0; j + 8 <= n; j += 8) {
         __m512d w = _mm512_loadu_pd(theta + j), aj;
-        __m512d g = skmlp_finished8(_mm512_loadu_pd(grad + j), w, penalised, al,
-                                    by_pow2, s, inv);
+        __m512d g = skmlp_finished8(_mm512_loadu_pd(grad + j), w, &fin);
         if (adagrad)
             aj = _mm512_add_pd(_mm512_loadu_pd(acc + j), _mm512_mul_pd(g, g));
         else
@@ -225,12 +229,11 @@ static inline ptrdiff_t skmlp_rms_f64_head(
  * flush-to-zero. */
 static inline ptrdiff_t skmlp_adamw_f64_head(
     double *theta, const double *grad, double *m, double *v, ptrdiff_t n,
-    int penalised, double alpha, int by_pow2, double divisor, double reciprocal,
+    skmlp_finish fin,
     double decay, double step, double root_bc2, double beta_1, double beta_2,
     double c1, double c2, double eps)
 {
-    const __m512d al = _mm512_set1_pd(alpha), s = _mm512_set1_pd(divisor);
-    const __m512d inv = _mm512_set1_pd(reciprocal), keep = _mm512_set1_pd(decay);
+    const __m512d keep = _mm512_set1_pd(decay);
     const __m512d lr = _mm512_set1_pd(step), root = _mm512_set1_pd(root_bc2);
     const __m512d inv_root = _mm512_set1_pd(1.0 / root_bc2);
     const __m512d b1 = _mm512_set1_pd(beta_1), b2 = _mm512_set1_pd(beta_2);
@@ -239,8 +242,7 @@ static inline ptrdiff_t skmlp_adamw_f64_head(
     ptrdiff_t j;
     for (j = 0; j + 8 <= n; j += 8) {
         __m512d w = _mm512_loadu_pd(theta + j);
-        __m512d g = skmlp_finished8(_mm512_loadu_pd(grad + j), w, penalised, al,
-                                    by_pow2, s, inv);
+        __m512d g = skmlp_finished8(_mm512_loadu_pd(grad + j), w, &fin);
         __m512d mj, vj = skmlp_moments8(m + j, v + j, g, b1, k1, b2, k2, &mj);
         __m512d den = _mm512_add_pd(skmlp_div8(_mm512_sqrt_pd(vj), root, inv_root), ep);
         _mm512_storeu_pd(theta + j, _mm512_sub_pd(_mm512_mul_pd(w, keep),
