@@ -425,3 +425,27 @@ def test_update_loops_stops_when_the_builds_disagree(monkeypatch):
     with pytest.raises(SystemExit, match="took different steps"):
         loops.compare_loop({"generic": generic, "nudged": nudged}, "adam",
                            "float64", 37.0, 100, 1, 2)
+
+
+TWO_CORE_PROBE = os.path.join(REPO, "benchmarks", "two_core_probe.py")
+
+
+def test_two_core_probe_quick_run(tmp_path):
+    # builds the C probe against SciPy's OpenBLAS and runs each measurement
+    # once, briefly (numbers unchecked: only that every one is reported)
+    cmd = [sys.executable, TWO_CORE_PROBE, "--repeats", "2", "--steps", "200",
+           "--output", str(tmp_path)]
+    proc = _run_script(cmd, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(tmp_path / "two-core-probe.json") as f:
+        report = json.load(f)
+    assert sorted(report["medians"]) == sorted([
+        "handoff_us", "transfer_us 320", "transfer_us 3200", "transfer_us 6400",
+        "step_us one_thread", "step_us two_threads_blocked",
+        "step_us two_threads_shared", "step_us two_threads_apart"])
+    assert all(len(v) == 2 and all(x > 0 for x in v) for v in report["samples"].values())
+    assert "scipy" in os.path.basename(os.path.dirname(report["blas"]["filepath"]))
+    with open(tmp_path / "two-core-probe.md") as f:
+        markdown = f.read()
+    assert "--repeats 2 --steps 200" in markdown
+    assert markdown.count("\n| ") == 9   # the header and eight rows
