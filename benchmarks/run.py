@@ -924,6 +924,26 @@ def time_gather(spec, budget=0.25, trials=5):
                     f"batch {buf.shape[0]}, {spec.epochs} epochs"}
 
 
+def time_input_check(spec, budget=0.25, trials=5):
+    """Seconds per predict call of the input check alone: scikit-learn's
+    ``check_array`` on the case's test rows, as ``validate_data`` runs it in
+    skmlp's and scikit-learn's ``predict_proba`` (dtype, shape, and the
+    finiteness of every value: a read of the whole input). skmlp, as a
+    scikit-learn estimator, checks what it is given before it computes; this
+    is the cost of that check."""
+    from sklearn.utils import check_array
+    X = spec.X_test
+
+    def run(calls):
+        for _ in range(calls):
+            check_array(X, accept_sparse=["csr", "csc"])
+    per_call = timed_trials(run, budget, trials)
+    med = float(np.median(per_call))
+    return {"per_call_s": med, "per_call_best_s": per_call[0], "seconds": med,
+            "bytes": int(X.nbytes),
+            "what": f"check_array on {X.shape[0]} x {X.shape[1]} {X.dtype}, per call"}
+
+
 def case_flops(spec):
     if spec.kind == "predict":
         return predict_flops(spec)
@@ -1257,6 +1277,8 @@ def run_case(spec, args, with_torch, blas_threads):
         row["update_only"] = time_update(spec)
     if ref and gather_pass(spec):
         row["gather_only"] = time_gather(spec)
+    if ref and spec.kind == "predict":
+        row["input_check_only"] = time_input_check(spec)
     for c in names:
         res = _summary(times[c])
         res["score"] = evaluate(spec, models[c])
@@ -1279,10 +1301,13 @@ def run_case(spec, args, with_torch, blas_threads):
         row["gemm_ideal_s"] = flops / (ref["gflops_median"] * 1e9)
         row["ratio_bound"] = {c: row["contenders"][c]["median"] / row["gemm_ideal_s"]
                               for c in names if c != "skmlp"}
-        # ... and the passes over memory every contender makes besides them
-        # (the optimizer's update where skmlp runs it as a pass of its own;
-        # the gather of the shuffled rows), at skmlp's speed for them
-        extra = [row[k]["seconds"] for k in ("update_only", "gather_only") if k in row]
+        # ... and the passes over memory skmlp makes besides them (the
+        # optimizer's update where it runs as a pass of its own; the gather of
+        # the shuffled rows: every contender makes them too; the check of
+        # the input to predict, which scikit-learn makes too), at skmlp's
+        # speed for them
+        extra = [row[k]["seconds"] for k in ("update_only", "gather_only",
+                                             "input_check_only") if k in row]
         if extra:
             row["floor_s"] = row["gemm_ideal_s"] + sum(extra)
             row["ratio_bound_floor"] = {
@@ -1544,13 +1569,15 @@ def write_markdown(path, report):
                   "update loop alone over the case's parameters, times the fit's "
                   "steps; gather-only s (shuffled dense rows) = skmlp's gather loop "
                   "alone over an epoch's rows in random order, times the epochs; "
-                  "floor bound = competitor median / (GEMM-only s + update-only s + "
-                  "gather-only s).", "",
+                  "check-only s (prediction) = scikit-learn's check_array alone on "
+                  "the rows predicted, the input check skmlp's predict_proba and "
+                  "scikit-learn's both run; floor bound = competitor median / "
+                  "(GEMM-only s + update-only s + gather-only s + check-only s).", "",
                   "| case | dtype | GFLOP | reference GFLOP/s (threads) | GEMM-only s | "
                   "GFLOP/s skmlp / sklearn / torch | % of reference skmlp / sklearn / "
                   "torch | bound vs sklearn | bound vs torch | update-only s | "
-                  "gather-only s | floor bound vs sklearn / torch |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "gather-only s | check-only s | floor bound vs sklearn / torch |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in blas_rows:
             c = row["contenders"]
             ref = row["blas_reference"]
@@ -1565,6 +1592,7 @@ def write_markdown(path, report):
                 f"{_f(row['ratio_bound'].get('torch'), '{:.2f}')} | "
                 f"{_f(row.get('update_only', {}).get('seconds'), '{:.3g}')} | "
                 f"{_f(row.get('gather_only', {}).get('seconds'), '{:.3g}')} | "
+                f"{_f(row.get('input_check_only', {}).get('seconds'), '{:.3g}')} | "
                 + " / ".join(_f(row.get("ratio_bound_floor", {}).get(k), "{:.2f}")
                              for k in ("sklearn", "torch")) + " |")
     if report.get("scaling"):

@@ -427,6 +427,26 @@ def test_update_loops_stops_when_the_builds_disagree(monkeypatch):
                            "float64", 37.0, 100, 1, 2)
 
 
+def test_predict_case_floor_includes_the_input_check(tmp_path):
+    # case 5 (prediction): the floor bound adds the input check both
+    # estimators run (check_array on the predicted rows) to the products
+    cmd = [sys.executable, RUN, "--quick", "--no-torch", "--cases", "5",
+           "--dtypes", "float32", "--repeats", "1", "--threads", "1",
+           "--no-memory", "--skmlp", "installed", "--output", str(tmp_path)]
+    proc, report = _run_report(cmd, tmp_path, tmp_path / "latest.json")
+    (row,) = report["cases"]
+    check = row["input_check_only"]
+    assert check["seconds"] > 0 and check["bytes"] == 1000 * 784 * 4
+    assert "update_only" not in row and "gather_only" not in row
+    assert row["floor_s"] == pytest.approx(row["gemm_ideal_s"] + check["seconds"])
+    assert 0 < row["ratio_bound_floor"]["sklearn"] < row["ratio_bound"]["sklearn"]
+    assert row["targets"]["vs_sklearn"]["bound_floor"] == pytest.approx(
+        row["ratio_bound_floor"]["sklearn"])
+    with open(tmp_path / "latest.md") as f:
+        markdown = f.read()
+    assert "check-only s" in markdown
+
+
 TWO_CORE_PROBE = os.path.join(REPO, "benchmarks", "two_core_probe.py")
 
 
