@@ -428,6 +428,34 @@ def test_alpha_agrees(alpha, task, solver):
     _check_stochastic_agreement(ref, ours, X)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("hidden", [(12, 8), (300,)])
+@pytest.mark.parametrize("nesterov", [True, False])
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_momentum_step_sums_the_penalty(task, nesterov, hidden, dtype):
+    # SGD with momentum and a power-of-two batch sums the L2 penalty of each
+    # batch's loss in the update's own pass (_steps_summing.h), in an order
+    # of its own: blocks of eight with a remainder ((12, 8): 15 x 12 and
+    # 12 x 8 coefficients), two chunks of the step ((300,): 15 x 300 > 4096).
+    # With alpha=5 the penalty is a good part of every batch's loss.
+    est_name, X, y = _task(task)
+    X = X.astype(dtype)
+    if est_name == REG:
+        y = y.astype(dtype)
+    params = _stochastic_case(task, "sgd", batch_size=32, alpha=5.0, momentum=0.9,
+                              nesterovs_momentum=nesterov, hidden_layer_sizes=hidden,
+                              max_iter=3)
+    ref, ours = _fit_pair(est_name, X, y, **params)
+    penalty = 0.5 * 5.0 * sum(float((W.astype(np.float64) ** 2).sum())
+                              for W in ours.coefs_) / 32
+    assert penalty > 0.05 * ours.loss_
+    if dtype == np.float64:
+        _check_stochastic_agreement(ref, ours, X)
+    else:
+        assert_params_agree(ref, ours, rtol=1e-4, atol=1e-6)
+        assert_allclose(ours.loss_curve_, ref.loss_curve_, rtol=1e-5)
+
+
 @pytest.mark.parametrize("alpha", [0.0, 5.0])
 @pytest.mark.parametrize("task", ["multiclass", "regression"])
 def test_alpha_agrees_lbfgs(alpha, task):

@@ -51,6 +51,18 @@ cdef extern from "_vmath.h" nogil:
     double skmlp_div(double a, double b, double y)
     float skmlp_divf(float a, double y)
 
+cdef extern from "_steps_summing.h" nogil:
+    # SGD with momentum over penalised coefficients, returning the sum of
+    # their squares before the step, in one pass (every build)
+    double skmlp_sgd_summing_f64(double *theta, const double *grad,
+                                 double *velocity, intp n, double alpha,
+                                 double reciprocal, double lr, double mu,
+                                 int nesterov)
+    double skmlp_sgd_summing_f32(float *theta, const float *grad,
+                                 float *velocity, intp n, float alpha,
+                                 float reciprocal, float lr, float mu,
+                                 int nesterov)
+
 cdef extern from "_steps_avx512.h" nogil:
     # The optimizers' float64 loops with the division done by the reciprocal
     # and fused multiply-adds, bit for bit (the AVX-512 build; elsewhere they
@@ -1165,6 +1177,30 @@ cdef void _update(const Opt *opt, floating *theta, const floating *grad,
         _update_by(opt, theta, grad, state_1, state_2, n, fin, by_any, t)
 
 
+cdef inline bint _sums_in_update(const Opt *opt, Fin fin) noexcept nogil:
+    """Does _update_summing step these coefficients: SGD with momentum,
+    penalised, the batch weight a power of two (every batch of a power-of-two
+    size without sample weights)?"""
+    return (opt.solver == SGD and opt.momentum != 0 and fin.penalised
+            and fin.how == FIN_MULTIPLY)
+
+
+cdef inline double _update_summing(const Opt *opt, floating *theta,
+                                   const floating *grad, floating *velocity,
+                                   intp n, Fin fin) noexcept nogil:
+    """_update of n coefficients where _sums_in_update says so, returning
+    the sum of their squares before the step, summed in the same pass
+    (_steps_summing.h)."""
+    if floating is float:
+        return skmlp_sgd_summing_f32(theta, grad, velocity, n, <float>fin.alpha,
+                                     <float>(1 / fin.divisor), <float>opt.lr,
+                                     <float>opt.momentum, opt.nesterov)
+    else:
+        return skmlp_sgd_summing_f64(theta, grad, velocity, n, fin.alpha,
+                                     1 / fin.divisor, opt.lr, opt.momentum,
+                                     opt.nesterov)
+
+
 cdef inline void _update_part(const Opt *opt, floating *theta,
                               const floating *grad, floating *state_1,
                               floating *state_2, intp begin, intp end, Fin fin,
@@ -1176,7 +1212,8 @@ cdef inline void _update_part(const Opt *opt, floating *theta,
 # A step updates the coefficients in chunks that fit in the L1 cache, each right
 # after its part of the L2 penalty is summed (the penalty enters the batch's
 # loss, computed before the step), so that the step reads them from memory
-# once, not twice.
+# once, not twice; SGD with momentum sums it in the update's own pass
+# (_update_summing).
 cdef enum:
     STEP_CHUNK = 4096
 
@@ -1204,9 +1241,14 @@ cdef double _step(const Net *net, const Opt *opt, floating *theta,
         lo = end if coefs_done else begin
         while lo < end:
             hi = lo + STEP_CHUNK if lo + STEP_CHUNK < end else end
-            if alpha != 0:
-                penalty += _dot(<int>(hi - lo), theta + lo, 1, theta + lo, 1)
-            _update_part(opt, theta, grad, state_1, state_2, lo, hi, weights, t)
+            if _sums_in_update(opt, weights):
+                # the penalty summed by the update's own pass
+                penalty += _update_summing(opt, theta + lo, grad + lo,
+                                           state_1 + lo, hi - lo, weights)
+            else:
+                if alpha != 0:
+                    penalty += _dot(<int>(hi - lo), theta + lo, 1, theta + lo, 1)
+                _update_part(opt, theta, grad, state_1, state_2, lo, hi, weights, t)
             lo = hi
         begin = net.bias_off[i]
         _update_part(opt, theta, grad, state_1, state_2, begin,
@@ -1219,8 +1261,9 @@ cdef double _step(const Net *net, const Opt *opt, floating *theta,
 
 
 cdef double _step_penalty(const Net *net, const floating *theta) noexcept nogil:
-    """sum_i ||W_i||^2 summed in _step's order (chunk by chunk), for a step
-    whose coefficients are updated elsewhere (the fused SGD step)."""
+    """sum_i ||W_i||^2 summed as _step sums it for momentum-0 SGD (BLAS's dot,
+    chunk by chunk), for a step whose coefficients are updated elsewhere
+    (the fused SGD step)."""
     cdef intp i, lo, hi, end
     cdef double penalty = 0
     for i in range(net.n_layers - 1):
